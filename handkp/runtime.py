@@ -1,0 +1,219 @@
+"""One runtime API for every model file and backend: the same pre-processing and the same
+decode everywhere (evaluation, benchmark, live app).
+
+    p = load_predictor("models/heatmap.onnx", backend="onnxruntime")
+    pred = p.predict(rgb)                  # Prediction: keypoints (21, 2) px, scores (21,), found
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .codec import HeatmapCodec
+from .keypoints import IMAGE_SIZE
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+ONNX_META_KIND = "handkp_kind"  # ONNX metadata keys written by our export
+ONNX_META_CODEC = "handkp_codec"
+
+
+class ModelLoadError(RuntimeError):
+    """A model file that cannot be read, or a model/backend mismatch."""
+
+
+@dataclass
+class Prediction:
+    """keypoints (21, 2) float32 px in the input image; scores (21,) float32; found: False when
+    the model found no hand (then keypoints are NaN)."""
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    found: bool = True
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Network input px = image px × scale + pad."""
+
+    scale: float
+    pad_x: float
+    pad_y: float
+
+    def to_image(self, keypoints: np.ndarray) -> np.ndarray:
+        """(…, 2) px in the network input -> px in the original image."""
+        return ((keypoints - np.array([self.pad_x, self.pad_y], dtype=np.float32)) / self.scale).astype(np.float32)
+
+
+def letterbox(image: np.ndarray, size: int, pad_value: tuple[int, int, int]) -> tuple[np.ndarray, Letterbox]:
+    """Fits an RGB uint8 (H, W, 3) image into (size, size, 3), keeping its aspect ratio, centred."""
+    h, w = image.shape[:2]
+    if (h, w) == (size, size):
+        return image, Letterbox(1.0, 0.0, 0.0)
+    scale = size / max(h, w)
+    nw, nh = round(w * scale), round(h * scale)
+    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    out = np.empty((size, size, 3), dtype=np.uint8)
+    out[:] = pad_value
+    px, py = (size - nw) // 2, (size - nh) // 2
+    out[py:py + nh, px:px + nw] = resized
+    return out, Letterbox(nw / w, float(px), float(py))
+
+
+def normalize_heatmap_input(rgb: np.ndarray) -> np.ndarray:
+    """(…, H, W, 3) uint8 RGB -> (…, 3, H, W) float32, ImageNet-normalised (the heatmap net's input)."""
+    x = (rgb.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    return np.ascontiguousarray(np.moveaxis(x, -1, -3))
+
+
+def normalize_yolo_input(rgb: np.ndarray) -> np.ndarray:
+    """(…, H, W, 3) uint8 RGB -> (…, 3, H, W) float32 in [0, 1] (Ultralytics' input)."""
+    return np.ascontiguousarray(np.moveaxis(rgb.astype(np.float32) / 255.0, -1, -3))
+
+
+class TorchBackend:
+    """A PyTorch module on CPU or CUDA."""
+
+    def __init__(self, model, device: str):
+        import torch
+
+        self.torch = torch
+        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+        self.model = model.to(self.device).eval()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        with self.torch.inference_mode():
+            return self.model(self.torch.from_numpy(x).to(self.device)).float().cpu().numpy()
+
+
+class OnnxRuntimeBackend:
+    """An ONNX Runtime session; CUDA when asked for and available, else CPU."""
+
+    def __init__(self, path: Path, device: str, threads: int = 0):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        providers = ["CPUExecutionProvider"]
+        if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as err:  # ORT raises its own exception types for bad files
+            raise ModelLoadError(f"{path}: ONNX Runtime cannot load this model ({err})") from err
+        self.input_name = self.session.get_inputs()[0].name
+        batch = self.session.get_inputs()[0].shape[0]
+        self.fixed_batch = batch if isinstance(batch, int) else None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.fixed_batch and x.shape[0] != self.fixed_batch:
+            return np.concatenate([self(x[i:i + 1]) for i in range(x.shape[0])])
+        return self.session.run(None, {self.input_name: x})[0]
+
+
+class Predictor:
+    """Pre-processing, a backend and the decode for one model.
+
+    kind ``heatmap``: our network; raw output (N, 21, S, S) heatmaps, decoded by the codec.
+    kind ``yolo``: an Ultralytics pose export; raw output (N, 5 + 63, A), the best detection kept.
+    """
+
+    def __init__(self, kind: str, backend_name: str, run, codec: HeatmapCodec | None = None, input_size: int = IMAGE_SIZE):
+        self.kind, self.backend, self.run, self.codec, self.input_size = kind, backend_name, run, codec, input_size
+        self.pad_value = (124, 116, 104) if kind == "heatmap" else (114, 114, 114)
+        self.normalize = normalize_heatmap_input if kind == "heatmap" else normalize_yolo_input
+
+    def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        """RGB uint8 (H, W, 3) -> (1, 3, S, S) float32 and the transform back to image px."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
+        boxed, box = letterbox(image, self.input_size, self.pad_value)
+        return self.normalize(boxed)[None], box
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """The model alone: (N, 3, S, S) float32 -> raw outputs."""
+        return self.run(x)
+
+    def postprocess(self, raw: np.ndarray, box: Letterbox) -> Prediction:
+        """Raw outputs of one image (batch of 1) -> keypoints in that image's px."""
+        if self.kind == "heatmap":
+            kp, scores = self.codec.decode(raw[:1])
+            return Prediction(box.to_image(kp[0]), scores[0], True)
+        from .yolo import decode_pose_output
+
+        kp, scores, found = decode_pose_output(raw[:1])
+        return Prediction(box.to_image(kp), scores, found)
+
+    def predict(self, image: np.ndarray) -> Prediction:
+        x, box = self.preprocess(image)
+        return self.postprocess(self.infer(x), box)
+
+    def predict_batch(self, images: list[np.ndarray]) -> list[Prediction]:
+        """Like ``predict`` for several images, in one backend call."""
+        prepared = [self.preprocess(im) for im in images]
+        raw = self.infer(np.concatenate([x for x, _ in prepared]))
+        return [self.postprocess(raw[i:i + 1], box) for i, (_, box) in enumerate(prepared)]
+
+
+def _load_torch_checkpoint(path: Path, device: str) -> Predictor:
+    import torch
+
+    from .models import build_model
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        model = build_model(ckpt["model_config"])
+        model.load_state_dict(ckpt["state_dict"])
+        codec = HeatmapCodec(**ckpt["codec"])
+    except Exception as err:  # a truncated or foreign file fails in many ways
+        raise ModelLoadError(f"{path}: not a handkp heatmap checkpoint ({err})") from err
+    return Predictor("heatmap", "torch", TorchBackend(model, device), codec, codec.input_size)
+
+
+def onnx_model_kind(path: Path) -> tuple[str, HeatmapCodec | None, int]:
+    """(kind, codec or None, input size) from an ONNX file's metadata."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as err:
+        raise ModelLoadError(f"{path}: not a readable ONNX file ({err})") from err
+    meta = {p.key: p.value for p in model.metadata_props}
+    size = model.graph.input[0].type.tensor_type.shape.dim[-1].dim_value or IMAGE_SIZE
+    if ONNX_META_KIND in meta:
+        codec = HeatmapCodec(**json.loads(meta[ONNX_META_CODEC]))
+        return meta[ONNX_META_KIND], codec, codec.input_size
+    if meta.get("task") == "pose":
+        return "yolo", None, size
+    raise ModelLoadError(f"{path}: ONNX file without handkp or Ultralytics pose metadata; export it with this project")
+
+
+def load_predictor(model_path: str | Path, backend: str = "auto", device: str = "cpu", threads: int = 0) -> Predictor:
+    """A predictor for a checkpoint (.pt, torch backend) or an ONNX file (onnxruntime).
+    ``backend='auto'`` picks from the file's suffix."""
+    path = Path(model_path)
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: model file not found")
+    suffix = path.suffix.lower()
+    if backend == "auto":
+        backend = {".pt": "torch", ".onnx": "onnxruntime", ".engine": "tensorrt", ".trt": "tensorrt"}.get(suffix, "")
+    if backend not in BACKENDS:
+        raise ModelLoadError(f"{path}: unknown backend '{backend}', expected one of {BACKENDS}")
+    if backend == "torch":
+        if suffix != ".pt":
+            raise ModelLoadError(f"{path}: the torch backend runs a .pt checkpoint, not a {suffix} file")
+        return _load_torch_checkpoint(path, device)
+    if backend == "onnxruntime":
+        if suffix != ".onnx":
+            raise ModelLoadError(f"{path}: the onnxruntime backend runs an .onnx file, not a {suffix} file")
+        kind, codec, size = onnx_model_kind(path)
+        return Predictor(kind, "onnxruntime", OnnxRuntimeBackend(path, device, threads), codec, size)
+    from .tensorrt import load_tensorrt_predictor
+
+    return load_tensorrt_predictor(path, device)
+

@@ -1,0 +1,88 @@
+"""Shared test helpers: the tiny real dataset and throw-away copies of the pipeline.
+
+``pipeline_run`` is one `dvc repro` of the whole pipeline on the tiny fixture (session-scoped,
+so every end-to-end test reads the same run instead of training again)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"
+TINY_ZIP = FIXTURES / "hand-keypoints-tiny.zip"
+
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@localhost", "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@localhost"}
+
+# Params that make the whole pipeline take a few minutes on 2 CPU cores.
+FAST_PARAMS = {
+    "data": {"source": str(TINY_ZIP), "max_bad_fraction": 0.1, "dev_fraction": 0.1},
+    "model": {"deconv_channels": 64},
+    "train": {"epochs": 2, "batch_size": 16, "epoch_images": 0, "num_workers": 0},
+    "evaluate": {"batch_size": 16},
+    "yolo": {"epochs": 1, "batch": 8, "workers": 0, "device": "cpu", "conf_threshold": 0.0},
+}
+
+
+def deep_update(base: dict, overrides: dict) -> dict:
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    """Runs a command, returning its output; on failure the assertion shows stdout and stderr."""
+    env = {**os.environ, **GIT_IDENTITY, "PYTHONUNBUFFERED": "1", **kw.pop("env", {})}
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, cmd))} exited {proc.returncode}\nstdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def make_pipeline_copy(dst: Path, overrides: dict) -> Path:
+    """A git repo at ``dst`` holding the project's files (as git sees them, tests excluded)
+    and params.yaml with ``overrides`` merged in."""
+    files = run(["git", "ls-files", "-co", "--exclude-standard"], REPO).stdout.split()
+    if not files:  # not a git checkout (e.g. an sdist): take the tree as it is
+        files = [str(p.relative_to(REPO)) for p in REPO.rglob("*") if p.is_file() and ".git" not in p.parts]
+    for rel in files:
+        if rel.startswith("tests/") or not (REPO / rel).is_file():
+            continue
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, dst / rel)
+    params = yaml.safe_load((dst / "params.yaml").read_text())
+    (dst / "params.yaml").write_text(yaml.safe_dump(deep_update(params, overrides), sort_keys=False))
+    run(["git", "init", "-q"], dst)
+    run(["git", "add", "-A"], dst)
+    run(["git", "commit", "-qm", "copy"], dst)
+    return dst
+
+
+def dvc(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "dvc", *args], cwd, check=check)
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(tmp_path_factory) -> Path:
+    """A pipeline copy after one full `dvc repro` on the tiny fixture."""
+    repo = make_pipeline_copy(tmp_path_factory.mktemp("pipeline"), FAST_PARAMS)
+    dvc(["repro"], repo)
+    return repo
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """The tiny fixture extracted: a folder holding hand-keypoints/{train,val}/..."""
+    out = tmp_path_factory.mktemp("tiny")
+    with zipfile.ZipFile(TINY_ZIP) as zf:
+        zf.extractall(out)
+    return out

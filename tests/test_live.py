@@ -1,0 +1,359 @@
+"""The real-time app (`python -m handkp live`): every frame of a file, the same keypoints as the
+runtime API / evaluator, real-time dropping, the summary, and each failure's message and exit code.
+
+A short video is built from the tiny fixture's val images; the model is a small heatmap network
+with random weights, exported to ONNX (the app's path on a deployment: no torch at run time)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from handkp import live
+from handkp.__main__ import main as cli_main
+from handkp.keypoints import NUM_KEYPOINTS
+from handkp.runtime import Prediction, load_predictor
+
+REPO = Path(__file__).resolve().parents[1]
+N_FRAMES = 12
+CLIP_FPS = 10.0
+
+
+# ---------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory) -> dict[str, Path]:
+    """A small heatmap checkpoint (random weights) and its ONNX export."""
+    import torch
+
+    from handkp.codec import codec_for_model
+    from handkp.export import export_onnx
+    from handkp.models import build_model
+
+    out = tmp_path_factory.mktemp("live_model")
+    cfg = {"pretrained": "none", "backbone_tail": "full", "head": "deconv", "deconv_layers": 3, "deconv_channels": 16}
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    ckpt = out / "tiny.pt"
+    torch.save({"model_config": cfg, "codec": codec_for_model(cfg, {"sigma": 2.0}).to_dict(),
+                "state_dict": model.state_dict()}, ckpt)
+    return {"pt": ckpt, "onnx": export_onnx(ckpt, out / "tiny.onnx")}
+
+
+@pytest.fixture(scope="module")
+def predictor(model_files):
+    return load_predictor(model_files["onnx"], backend="onnxruntime", threads=1)
+
+
+@pytest.fixture(scope="module")
+def val_images(tiny_dataset) -> list[Path]:
+    images = sorted((tiny_dataset / "hand-keypoints" / "val" / "images").glob("*.jpg"))
+    assert len(images) >= N_FRAMES
+    return images[:N_FRAMES]
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory, val_images) -> Path:
+    """12 val images as an MJPG AVI at 10 FPS."""
+    path = tmp_path_factory.mktemp("live_clip") / "clip.avi"
+    first = cv2.imread(str(val_images[0]))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), CLIP_FPS, first.shape[1::-1])
+    assert writer.isOpened()
+    writer.set(cv2.VIDEOWRITER_PROP_QUALITY, 100)
+    for p in val_images:
+        writer.write(cv2.imread(str(p)))
+    writer.release()
+    return path
+
+
+def decode_all(path: Path) -> list[np.ndarray]:
+    """Every frame of a video, BGR, as OpenCV decodes it."""
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "handkp", "live", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+class FakeCapture:
+    """A cv2.VideoCapture look-alike over a list of frames; raises after ``raise_after`` reads."""
+
+    def __init__(self, frames: list[np.ndarray], fps: float = 25.0, raise_after: int | None = None, opened: bool = True):
+        self.frames, self.fps, self.raise_after, self.opened = list(frames), fps, raise_after, opened
+        self.reads = 0
+
+    def isOpened(self) -> bool:
+        return self.opened
+
+    def get(self, prop: int) -> float:
+        if prop == cv2.CAP_PROP_FPS:
+            return self.fps
+        if prop == cv2.CAP_PROP_FRAME_COUNT:
+            return float(len(self.frames))
+        return 0.0
+
+    def read(self):
+        if self.raise_after is not None and self.reads >= self.raise_after:
+            raise OSError("device disconnected")
+        if self.reads >= len(self.frames):
+            return False, None
+        self.reads += 1
+        return True, self.frames[self.reads - 1].copy()
+
+    def release(self) -> None:
+        self.opened = False
+
+
+class SlowPredictor:
+    """Wraps a predictor, adding a fixed delay per frame (a model slower than the source)."""
+
+    def __init__(self, inner, delay_s: float):
+        self.inner, self.delay_s = inner, delay_s
+        self.kind, self.backend = inner.kind, inner.backend
+
+    def predict(self, rgb: np.ndarray) -> Prediction:
+        time.sleep(self.delay_s)
+        return self.inner.predict(rgb)
+
+
+QUIET = live.LiveOptions(headless=True, log_every_s=0)
+
+
+# -------------------------------------------------------------------- the app on real frames
+
+
+def test_cli_video_every_frame_matches_runtime_api(tmp_path, clip, model_files, predictor):
+    """Headless through onnxruntime, as a subprocess: the saved video has every frame, the JSON
+    lines hold the runtime API's keypoints for the decoded frames, the summary counts are right."""
+    out_video, out_json = tmp_path / "annotated.avi", tmp_path / "keypoints.jsonl"
+    proc = run_cli(["--source", str(clip), "--model", str(model_files["onnx"]), "--headless", "--threads", "1",
+                    "--save", str(out_video), "--json", str(out_json)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"frames: {N_FRAMES} read, {N_FRAMES} processed, 0 dropped" in proc.stdout
+    assert "every frame" in proc.stdout and "latency p50" in proc.stdout and "p99" in proc.stdout
+
+    frames = decode_all(clip)
+    assert len(frames) == N_FRAMES
+    saved = decode_all(out_video)
+    assert len(saved) == N_FRAMES
+    assert saved[0].shape == frames[0].shape
+
+    records = read_jsonl(out_json)
+    assert [r["frame"] for r in records] == list(range(N_FRAMES))
+    assert [r["time_s"] for r in records] == pytest.approx([i / CLIP_FPS for i in range(N_FRAMES)])
+    for rec, frame in zip(records, frames):
+        expected = predictor.predict(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        assert rec["found"] is True
+        np.testing.assert_allclose(np.array(rec["keypoints"]), expected.keypoints, rtol=0, atol=1e-4)
+        np.testing.assert_allclose(np.array(rec["scores"]), expected.scores, rtol=0, atol=1e-6)
+        assert rec["latency_ms"] > 0
+
+
+def test_run_live_summary(clip, predictor):
+    summary = live.run_live(predictor, live.open_source(str(clip)), QUIET)
+    assert (summary.end, summary.mode, summary.exit_code) == ("eof", "every", 0)
+    assert (summary.frames, summary.processed, summary.dropped, summary.found) == (N_FRAMES, N_FRAMES, 0, N_FRAMES)
+    assert summary.mean_fps > 0 and summary.elapsed_s > 0
+    assert 0 < summary.latency_p50_ms <= summary.latency_p99_ms
+    assert summary.age_p50_ms is None  # frame age is reported for latest-frame runs only
+    text = summary.format()
+    assert f"{N_FRAMES} read, {N_FRAMES} processed, 0 dropped" in text and "FPS mean" in text
+
+
+def test_image_folder_matches_evaluator(tmp_path, val_images, model_files, predictor):
+    """A folder source: one line per image, named, with the evaluator's predictions."""
+    from handkp.evaluate import predict_images
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for p in val_images[:6]:
+        shutil.copy(p, folder / p.name)
+    (folder / "notes.txt").write_text("not an image")
+    out_json = tmp_path / "folder.jsonl"
+    code = cli_main(["live", "--source", str(folder), "--model", str(model_files["onnx"]),
+                     "--headless", "--threads", "1", "--json", str(out_json), "--log-every", "0"])
+    assert code == 0
+    records = read_jsonl(out_json)
+    names = sorted(p.name for p in val_images[:6])
+    assert [r["image"] for r in records] == names
+    table = predict_images(predictor, names, folder, batch_size=4)
+    for rec in records:
+        rows = table.filter(table["image"] == rec["image"]).sort("keypoint")
+        np.testing.assert_allclose(np.array(rec["keypoints"]), rows.select("x", "y").to_numpy(), rtol=0, atol=1e-4)
+        np.testing.assert_allclose(np.array(rec["scores"]), rows["score"].to_numpy(), rtol=0, atol=1e-6)
+
+
+def test_realtime_drops_frames_but_keeps_the_timeline(tmp_path, val_images, predictor):
+    """--realtime on a file: paced at its FPS, the newest frame only; a slow model drops frames
+    (counted); the saved video still has one frame per source frame; the last frame is processed."""
+    frames = [cv2.imread(str(p)) for p in val_images] * 2  # 24 frames at 100 FPS
+    source = live.VideoSource("fake.avi", "fake video", live=False, opener=lambda: FakeCapture(frames, fps=100.0))
+    options = live.LiveOptions(headless=True, realtime=True, log_every_s=0, save=tmp_path / "rt.avi",
+                               json_path=tmp_path / "rt.jsonl")
+    summary = live.run_live(SlowPredictor(predictor, 0.05), source, options)
+    assert (summary.end, summary.mode) == ("eof", "latest")
+    assert summary.frames == len(frames)
+    assert summary.dropped > 0 and summary.processed + summary.dropped == summary.frames
+    assert summary.age_p50_ms is not None
+    indices = [r["frame"] for r in read_jsonl(tmp_path / "rt.jsonl")]
+    assert len(indices) == summary.processed and indices == sorted(set(indices))
+    assert indices[-1] == len(frames) - 1
+    assert len(decode_all(tmp_path / "rt.avi")) == len(frames)
+
+
+def test_low_score_keypoints_faint_or_hidden(val_images):
+    image = cv2.imread(str(val_images[0]))
+    kp = np.stack([np.linspace(40, 180, NUM_KEYPOINTS), np.linspace(30, 120, NUM_KEYPOINTS)], axis=1).astype(np.float32)
+    low = Prediction(kp, np.full(NUM_KEYPOINTS, 0.1, np.float32), True)
+    high = Prediction(kp, np.full(NUM_KEYPOINTS, 0.9, np.float32), True)
+    hidden = live.annotate(image, low, color="#0072B2", min_score=0.5, low_score="hide")
+    faint = live.annotate(image, low, color="#0072B2", min_score=0.5, low_score="faint")
+    solid = live.annotate(image, high, color="#0072B2", min_score=0.5, low_score="faint")
+    top = slice(0, 150)  # above the score bars
+    assert np.array_equal(hidden[top], image[top])
+    d_faint = np.abs(faint[top].astype(int) - image[top]).sum()
+    d_solid = np.abs(solid[top].astype(int) - image[top]).sum()
+    assert 0 < d_faint < d_solid
+
+
+# ----------------------------------------------------------------------- failures, exit codes
+
+
+def test_missing_source(tmp_path, model_files, capsys):
+    code = cli_main(["live", "--source", str(tmp_path / "nope.mp4"), "--model", str(model_files["onnx"]), "--headless"])
+    assert code == live.EXIT_SOURCE == 3
+    assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_not_a_video_and_empty_folder(tmp_path, model_files, capsys):
+    bogus = tmp_path / "bogus.mp4"
+    bogus.write_bytes(b"\x00" * 2048)
+    assert cli_main(["live", "--source", str(bogus), "--model", str(model_files["onnx"]), "--headless"]) == live.EXIT_SOURCE
+    assert "cannot open this video" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert cli_main(["live", "--source", str(tmp_path / "empty"), "--model", str(model_files["onnx"]), "--headless"]) == live.EXIT_SOURCE
+    assert "without image files" in capsys.readouterr().err
+
+
+def test_corrupt_model_and_mismatch(tmp_path, clip, model_files, capsys):
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(model_files["onnx"].read_bytes()[:4096])
+    cases = [
+        (["--model", str(broken)], "not a readable ONNX file"),
+        (["--model", str(tmp_path / "missing.onnx")], "model file not found"),
+        (["--model", str(model_files["onnx"]), "--backend", "torch"], "torch backend runs a .pt checkpoint"),
+    ]
+    for extra, message in cases:
+        code = cli_main(["live", "--source", str(clip), "--headless", *extra])
+        assert code == live.EXIT_MODEL == 4, extra
+        assert message in capsys.readouterr().err
+
+
+def test_cli_truncated_video_fails_mid_stream(tmp_path, clip, model_files):
+    """A file cut partway: the frames before the cut are processed and kept, then exit code 5."""
+    truncated = tmp_path / "truncated.avi"
+    data = clip.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    out_json = tmp_path / "t.jsonl"
+    proc = run_cli(["--source", str(truncated), "--model", str(model_files["onnx"]), "--headless", "--threads", "1",
+                    "--json", str(out_json)], tmp_path)
+    assert proc.returncode == live.EXIT_SOURCE_LOST == 5, proc.stderr
+    assert "truncated or corrupt" in proc.stderr
+    assert "the source failed" in proc.stdout
+    n = len(read_jsonl(out_json))
+    assert 0 < n < N_FRAMES
+    assert f"frames: {n} read, {n} processed" in proc.stdout
+
+
+def test_capture_raising_mid_stream(val_images, predictor):
+    frames = [cv2.imread(str(p)) for p in val_images]
+    source = live.VideoSource("fake", "fake video", live=False, opener=lambda: FakeCapture(frames, raise_after=5))
+    summary = live.run_live(predictor, source, QUIET)
+    assert (summary.end, summary.exit_code) == ("lost", live.EXIT_SOURCE_LOST)
+    assert "device disconnected" in summary.message and "after 5 frames" in summary.message
+    assert (summary.frames, summary.processed) == (5, 5)
+
+
+def test_camera_lost_retries_then_exits(val_images, predictor):
+    """A live source that disappears: reconnect attempts for --retry-s, then 'lost' (exit 5)."""
+    frames = [cv2.imread(str(p)) for p in val_images]
+    opened = []
+
+    def opener():
+        opened.append(time.monotonic())
+        return FakeCapture(frames, raise_after=4) if len(opened) == 1 else FakeCapture([], opened=False)
+
+    source = live.VideoSource(0, "camera 0", live=True, opener=opener)
+    t0 = time.monotonic()
+    summary = live.run_live(predictor, source, live.LiveOptions(headless=True, log_every_s=0, retry_s=0.6))
+    assert (summary.end, summary.exit_code) == ("lost", 5)
+    assert "--retry-s" in summary.message
+    assert summary.frames == 4 and len(opened) >= 2
+    assert time.monotonic() - t0 >= 0.6
+
+
+def test_camera_reconnects(val_images, predictor):
+    """A camera that drops out and comes back within --retry-s: the run goes on."""
+    frames = [cv2.imread(str(p)) for p in val_images]
+    source = live.VideoSource(0, "camera 0", live=True, opener=lambda: FakeCapture(frames, raise_after=3))
+    summary = live.run_live(predictor, source, live.LiveOptions(headless=True, log_every_s=0, retry_s=2, max_frames=7))
+    assert (summary.end, summary.exit_code, summary.frames, summary.mode) == ("max_frames", 0, 7, "latest")
+
+
+def test_camera_that_never_opens(predictor):
+    source = live.VideoSource(0, "camera 0", live=True, opener=lambda: FakeCapture([], opened=False))
+    with pytest.raises(live.SourceError, match="retried for 0.3 s") as err:
+        live.run_live(predictor, source, live.LiveOptions(headless=True, retry_s=0.3))
+    assert err.value.exit_code == live.EXIT_SOURCE
+
+
+def test_window_without_display(tmp_path, clip, monkeypatch, capsys):
+    """A window asked for where none can open: exit 6 before the model is loaded."""
+    monkeypatch.setattr(cv2, "getBuildInformation", lambda: "  GUI:                           NONE\n")
+    code = cli_main(["live", "--source", str(clip), "--model", str(tmp_path / "not-loaded.onnx")])
+    assert code == live.EXIT_DISPLAY == 6
+    err = capsys.readouterr().err
+    assert "--headless" in err and "opencv-python" in err
+    monkeypatch.undo()
+    if sys.platform.startswith("linux"):
+        monkeypatch.delenv("DISPLAY", raising=False)
+        monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+        assert "DISPLAY is not set" in live.display_problem()
+
+
+def test_unwritable_output(tmp_path, clip, model_files, capsys):
+    code = cli_main(["live", "--source", str(clip), "--model", str(model_files["onnx"]), "--headless",
+                     "--save", str(tmp_path / "no" / "such" / "dir" / "out.mp4")])
+    assert code == live.EXIT_OUTPUT == 7
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_app_imports_stay_light():
+    """What a Jetson needs: the app and the runtime API import no torch, polars or dvc."""
+    code = "import sys, handkp.live, handkp.__main__; print(sorted(m for m in ('torch', 'polars', 'dvc', 'matplotlib', 'onnx') if m in sys.modules))"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,99 @@
+"""End to end: `dvc repro` on the tiny real fixture, reproducibility, the deconv_layers=4
+ablation through `dvc exp run`, and resume after a killed training run."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import polars as pl
+import pytest
+import torch
+
+from conftest import GIT_IDENTITY, dvc
+from handkp.metrics import compute_metrics
+
+METRIC_KEYS = {"pck_1px", "pck_3px", "pck_5px", "pck_7px", "pck_10px", "auc_0_15px", "epe_mean_px",
+               "epe_median_px", "n_images", "n_keypoints", "missed_images"}
+
+
+def test_repro_writes_metrics_predictions_and_plots(pipeline_run):
+    metrics = json.loads((pipeline_run / "reports/metrics/heatmap.json").read_text())
+    assert METRIC_KEYS <= set(metrics)
+    assert metrics["n_images"] == 32 and metrics["missed_images"] == 0
+    assert all(0 <= metrics[f"pck_{t}px"] <= 1 for t in (1, 3, 5, 7, 10))
+    pred = pl.read_parquet(pipeline_run / "reports/predictions/heatmap_val.parquet")
+    assert pred.columns == ["image", "keypoint", "x", "y", "score"] and pred.height == 32 * 21
+    gt = pl.read_parquet(pipeline_run / "data/prepared/keypoints.parquet").filter(pl.col("split") == "val")
+    recomputed, _, _ = compute_metrics(gt, pred)
+    for key in ("pck_1px", "pck_5px", "pck_10px", "auc_0_15px"):
+        assert recomputed[key] == pytest.approx(metrics[key], abs=1e-6)
+    quality = json.loads((pipeline_run / "reports/data_quality.json").read_text())
+    assert quality["checked"] == {"train": 64, "val": 32}
+    assert (pipeline_run / "reports/figures/targets.png").stat().st_size > 10_000
+    steps = (pipeline_run / "reports/train/heatmap/plots/metrics/dev/pck_5px.tsv").read_text().splitlines()
+    assert len(steps) == 1 + 2  # header + one row per epoch
+
+
+def test_second_repro_does_nothing_and_status_is_clean(pipeline_run):
+    assert "up to date" in dvc(["status"], pipeline_run).stdout
+    out = dvc(["repro"], pipeline_run).stdout
+    assert "Running stage" not in out
+    shown = dvc(["metrics", "show", "--json"], pipeline_run).stdout
+    assert "reports/metrics/heatmap.json" in shown
+    dvc(["plots", "show", "-o", "plots-html"], pipeline_run)
+    assert (pipeline_run / "plots-html" / "index.html").exists()
+    shutil.rmtree(pipeline_run / "plots-html")
+
+
+def test_same_params_give_the_same_metrics(pipeline_run, tmp_path):
+    """Determinism: training again from scratch with the same params and data gives the same val metrics."""
+    repo = tmp_path / "again"
+    shutil.copytree(pipeline_run, repo, symlinks=True)
+    shutil.rmtree(repo / "models" / "heatmap_checkpoint")
+    dvc(["repro", "--force", "-s", "train"], repo)
+    dvc(["repro", "--force", "-s", "evaluate"], repo)
+    first = json.loads((pipeline_run / "reports/metrics/heatmap.json").read_text())
+    second = json.loads((repo / "reports/metrics/heatmap.json").read_text())
+    assert first == second
+
+
+def test_ablation_with_four_deconv_layers_runs_end_to_end(pipeline_run, tmp_path):
+    repo = tmp_path / "ablation"
+    shutil.copytree(pipeline_run, repo, symlinks=True)
+    dvc(["exp", "run", "-S", "model.deconv_layers=4", "evaluate"], repo)
+    ckpt = torch.load(repo / "models/heatmap/best.pt", weights_only=False)
+    assert ckpt["codec"]["heatmap_size"] == 112
+    assert ckpt["state_dict"]["final.weight"].shape[0] == 21
+    metrics = json.loads((repo / "reports/metrics/heatmap.json").read_text())
+    assert METRIC_KEYS <= set(metrics)
+    diff = dvc(["metrics", "diff", "--json"], repo).stdout
+    assert "reports/metrics/heatmap.json" in diff
+    assert '"deconv_layers": 4' in dvc(["exp", "show", "--json"], repo).stdout
+
+
+def test_killed_training_resumes_from_its_last_checkpoint(pipeline_run, tmp_path):
+    repo = tmp_path / "resume"
+    shutil.copytree(pipeline_run, repo, symlinks=True)
+    params = (repo / "params.yaml").read_text().replace("epochs: 2", "epochs: 3")
+    (repo / "params.yaml").write_text(params)
+    env = {**os.environ, **GIT_IDENTITY, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "stages/train.py"], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    deadline = time.time() + 300
+    for line in proc.stdout:  # wait until the first epoch's checkpoint is written, then kill mid-epoch 2
+        lines.append(line)
+        if line.startswith("epoch 1:") or time.time() > deadline:
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert any(line.startswith("epoch 1:") for line in lines), "".join(lines)
+    out = dvc(["repro", "train"], repo).stdout
+    assert "resuming from models/heatmap_checkpoint/last.pt after epoch 1/3" in out
+    assert "epoch 1:" not in out and "epoch 3:" in out
+    assert (repo / "models/heatmap/best.pt").exists()
+    rows = (repo / "reports/train/heatmap/plots/metrics/train/loss.tsv").read_text().splitlines()
+    assert len(rows) == 1 + 3  # the curve has every epoch once

@@ -1,0 +1,299 @@
+"""The report stage: README block between markers, wording that follows the numbers, figures."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import polars as pl
+import pytest
+
+from handkp import report
+from handkp.keypoints import NUM_KEYPOINTS
+
+ROOT = Path(__file__).resolve().parents[1]
+FIX = Path(__file__).resolve().parent / "fixtures" / "report"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def make_paths(tmp: Path, metrics_dir: Path = FIX / "metrics", **over) -> report.ReportPaths:
+    readme = tmp / "README.md"
+    if not readme.exists():
+        shutil.copyfile(FIX / "readme_template.md", readme)
+    kw = dict(
+        readme=readme,
+        params=FIX / "params.yaml",
+        metrics=str(metrics_dir / "{model}.json"),
+        latency=metrics_dir / "latency.json",
+        eval_dir=str(FIX / "eval" / "{model}"),
+        predictions=str(FIX / "predictions" / "{model}_val.parquet"),
+        ground_truth=FIX / "prepared" / "keypoints.parquet",
+        images=FIX / "raw",
+        train_dir=str(FIX / "train" / "{model}"),
+        figures=tmp / "reports" / "figures",
+    )
+    kw.update(over)
+    return report.ReportPaths(**kw)
+
+
+def block_of(text: str) -> str:
+    return text.split(report.START_MARKER, 1)[1].split(report.END_MARKER, 1)[0]
+
+
+def load_stage():
+    spec = importlib.util.spec_from_file_location("report_stage", ROOT / "stages" / "report.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    """One full run through the stage's CLI (figures included), then a second identical run."""
+    tmp = tmp_path_factory.mktemp("report")
+    paths = make_paths(tmp)
+    argv = [
+        "--readme", str(paths.readme), "--params", str(paths.params), "--metrics", paths.metrics,
+        "--latency", str(paths.latency), "--eval-dir", paths.eval_dir, "--predictions", paths.predictions,
+        "--ground-truth", str(paths.ground_truth), "--images", str(paths.images),
+        "--train-dir", paths.train_dir, "--figures", str(paths.figures),
+    ]
+    stage = load_stage()
+    assert stage.main(argv) == 0
+    first = paths.readme.read_bytes()
+    assert stage.main(argv) == 0
+    second = paths.readme.read_bytes()
+    return paths, first, second
+
+
+def test_tables_hold_exactly_the_fixture_numbers(full_run):
+    paths, first, _ = full_run
+    block = block_of(first.decode())
+    assert "| heatmap | 0.412 | 0.812 | 0.921 | 0.957 | 0.981 | 0.803 | 2.31 | 1.87 | 0 |" in block
+    assert "| YOLO | 0.433 | 0.790 | 0.903 | 0.957 | 0.975 | 0.781 | 2.87 | 2.04 | 3 |" in block
+    on = "`onnxruntime` on `Intel Xeon (CPU, 2 threads)`"
+    assert f"| heatmap | {on} | model-only | 1.84 | 2.05 | 2.71 | 531.2 |" in block
+    assert f"| heatmap | {on} | end-to-end | 3.12 | 3.40 | 4.02 | 312.4 |" in block
+    assert f"| YOLO | {on} | model-only | 2.61 | 2.88 | 3.30 | 377.9 |" in block
+    assert f"| YOLO | {on} | end-to-end | 2.95 | 3.21 | 3.86 | 331.0 |" in block
+    # Every table number comes from the files: recompute the rows from the JSON.
+    for name in ("heatmap", "yolo"):
+        m = json.loads((FIX / "metrics" / f"{name}.json").read_text())
+        cells = [report.fmt_pck(m[f"pck_{t}px"]) for t in report.THRESHOLDS_PX]
+        cells += [report.fmt_pck(m["auc_0_15px"]), report.fmt_px(m["epe_mean_px"]), report.fmt_px(m["epe_median_px"])]
+        assert f"| {report.TABLE_NAMES[name]} | " + " | ".join(cells) + " | " in block
+
+
+def test_block_states_what_the_numbers_are(full_run):
+    _, first, _ = full_run
+    block = block_of(first.decode())
+    assert "the `val` split, 129 images, 2,693 visible keypoints" in block
+    assert "train 2 images, dev 1 image, val 4 images" in block
+    assert "12 epochs, batch 64, lr 0.001 (`train`)" in block
+    assert "pretrained weights (`model.pretrained: true`)" in block
+    assert "backbone=mobilenet_v3_large" in block
+    assert "pretrained weights `yolo11n-pose.pt`" in block
+    assert "target `onnxruntime`, device `Intel Xeon (CPU, 2 threads)`" in block
+    for name in report.FIGURE_FILES.values():
+        assert f"](reports/figures/{name})" in block
+
+
+def test_second_run_is_a_no_op_and_text_outside_markers_is_untouched(full_run):
+    paths, first, second = full_run
+    assert first == second
+    template = (FIX / "readme_template.md").read_text()
+    text = first.decode()
+    before, after = template.split(report.START_MARKER)[0], template.split(report.END_MARKER)[1]
+    assert text.startswith(before + report.START_MARKER + "\n")
+    assert text.endswith(report.END_MARKER + after)
+    assert "stale content" not in text
+    assert "\n20" not in block_of(text)  # no dates or timestamps
+
+
+def test_wording_follows_the_numbers_mixed_fixture(full_run):
+    _, first, _ = full_run
+    block = block_of(first.decode())
+    assert "- YOLO is more accurate at 1 px (PCK 0.433 vs 0.412)." in block
+    assert "- The heatmap model is more accurate at 3 px (PCK 0.812 vs 0.790)." in block
+    assert "- The two models are equally accurate at 7 px (PCK 0.957 each)." in block
+    assert "- The heatmap model has the lower mean keypoint error (2.31 px vs 2.87 px)." in block
+    assert "- The heatmap model missed fewer hands (0 vs 3 images with no hand found)." in block
+    assert "- The heatmap model is faster model-only (p50 1.84 ms vs 2.61 ms, 531.2 vs 377.9 FPS)." in block
+    assert "- YOLO is faster end-to-end (p50 2.95 ms vs 3.12 ms, 331.0 vs 312.4 FPS)." in block
+    assert "both run in real time" in block
+    assert "YOLO is more accurate at 3 px" not in block
+
+
+def _swapped_metrics(tmp: Path) -> Path:
+    """The fixture with the two models' numbers exchanged: YOLO now wins where heatmap won."""
+    d = tmp / "swapped"
+    d.mkdir()
+    shutil.copyfile(FIX / "metrics" / "heatmap.json", d / "yolo.json")
+    shutil.copyfile(FIX / "metrics" / "yolo.json", d / "heatmap.json")
+    lat = json.loads((FIX / "metrics" / "latency.json").read_text())
+    lat["heatmap"], lat["yolo"] = lat["yolo"], lat["heatmap"]
+    (d / "latency.json").write_text(json.dumps(lat))
+    return d
+
+
+def test_wording_flips_when_yolo_wins(tmp_path):
+    paths = make_paths(tmp_path, _swapped_metrics(tmp_path))
+    report.run_report(paths, figures=False)
+    block = block_of(paths.readme.read_text())
+    assert "- YOLO is more accurate at 3 px (PCK 0.812 vs 0.790)." in block
+    assert "- YOLO is more accurate at 5 px (PCK 0.921 vs 0.903)." in block
+    assert "- The heatmap model is more accurate at 1 px (PCK 0.433 vs 0.412)." in block
+    assert "- YOLO has the lower mean keypoint error (2.31 px vs 2.87 px)." in block
+    assert "- YOLO missed fewer hands (0 vs 3 images with no hand found)." in block
+    assert "- YOLO is faster model-only (p50 1.84 ms vs 2.61 ms" in block
+    assert "- The heatmap model is faster end-to-end (p50 2.95 ms vs 3.12 ms" in block
+    assert "The heatmap model is more accurate at 3 px" not in block
+    assert "| heatmap | 0.433 | 0.790 |" in block
+
+
+def test_ties_at_displayed_precision(tmp_path):
+    d = tmp_path / "tied"
+    d.mkdir()
+    m = json.loads((FIX / "metrics" / "heatmap.json").read_text())
+    (d / "heatmap.json").write_text(json.dumps(m))
+    m["pck_3px"] += 0.0002  # 0.8122 shows as 0.812 too
+    (d / "yolo.json").write_text(json.dumps(m))
+    lat = json.loads((FIX / "metrics" / "latency.json").read_text())
+    lat["yolo"] = dict(lat["heatmap"])
+    (d / "latency.json").write_text(json.dumps(lat))
+    block = report.run_report(make_paths(tmp_path, d), figures=False).markdown
+    for t in report.THRESHOLDS_PX:
+        assert f"The two models are equally accurate at {t} px" in block
+    assert "Both models have the same mean keypoint error (2.31 px)." in block
+    assert "Neither model missed a hand." in block
+    assert "The two models are equally fast end-to-end (p50 3.12 ms" in block
+    assert "more accurate" not in block and "is faster" not in block
+
+
+def test_missing_yolo_is_left_out_not_a_crash(tmp_path):
+    """YOLO not trained yet: only the heatmap model's files exist."""
+    tree = tmp_path / "reports"
+    (tree / "metrics").mkdir(parents=True)
+    shutil.copyfile(FIX / "metrics" / "heatmap.json", tree / "metrics" / "heatmap.json")
+    lat = json.loads((FIX / "metrics" / "latency.json").read_text())
+    del lat["yolo"]
+    (tree / "metrics" / "latency.json").write_text(json.dumps(lat))
+    shutil.copytree(FIX / "eval" / "heatmap", tree / "eval" / "heatmap")
+    shutil.copytree(FIX / "train" / "heatmap", tree / "train" / "heatmap")
+    (tree / "predictions").mkdir()
+    shutil.copyfile(FIX / "predictions" / "heatmap_val.parquet", tree / "predictions" / "heatmap_val.parquet")
+    paths = make_paths(
+        tmp_path, tree / "metrics",
+        eval_dir=str(tree / "eval" / "{model}"),
+        predictions=str(tree / "predictions" / "{model}_val.parquet"),
+        train_dir=str(tree / "train" / "{model}"),
+    )
+    result = report.run_report(paths, figures=True)
+    block = block_of(paths.readme.read_text())
+    assert block.strip() == result.markdown
+    assert "| heatmap | 0.412 |" in block
+    assert "| YOLO |" not in block
+    assert "YOLO is left out" in block and "yolo.json" in block
+    assert "No comparison yet" in block
+    assert sorted(p.name for p in result.figures.values()) == sorted(report.FIGURE_FILES.values())
+    for path in result.figures.values():
+        assert path.read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_nothing_yet_still_writes_every_figure(tmp_path):
+    nowhere = tmp_path / "nowhere"
+    paths = make_paths(
+        tmp_path, nowhere, eval_dir=str(nowhere / "{model}"), predictions=str(nowhere / "{model}.parquet"),
+        train_dir=str(nowhere / "{model}"), ground_truth=nowhere / "gt.parquet", params=nowhere / "params.yaml",
+    )
+    result = report.run_report(paths, figures=True)
+    assert "No model has been evaluated yet." in result.markdown
+    assert all(p.read_bytes()[:8] == PNG_SIGNATURE for p in result.figures.values())
+
+
+def test_every_figure_is_a_valid_png(full_run):
+    paths, _, _ = full_run
+    for name in report.FIGURE_FILES.values():
+        path = paths.figures / name
+        raw = path.read_bytes()
+        assert raw[:8] == PNG_SIGNATURE, name
+        img = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR)
+        assert img is not None, name
+        h, w = img.shape[:2]
+        assert w >= 400 and h >= 300, (name, w, h)
+        assert img.std() > 5, name  # not blank
+
+
+def test_missing_markers_is_a_clear_error(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# No markers here\n")
+    with pytest.raises(report.ReportError, match=str(readme).replace("\\", "\\\\") + ".*report markers"):
+        report.run_report(make_paths(tmp_path), figures=False)
+    assert readme.read_text() == "# No markers here\n"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "stages" / "report.py"), "--readme", str(readme)],
+        capture_output=True, text=True, cwd=tmp_path, timeout=60,
+    )
+    assert proc.returncode != 0
+    assert str(readme) in proc.stderr and "report:start" in proc.stderr
+
+
+def test_replace_block_rejects_swapped_or_duplicated_markers():
+    s, e = report.START_MARKER, report.END_MARKER
+    with pytest.raises(report.ReportError, match="before"):
+        report.replace_block(f"{e}\n{s}\n", "x", "R.md")
+    with pytest.raises(report.ReportError, match="exactly once"):
+        report.replace_block(f"{s}\n{e}\n{s}\n{e}\n", "x", "R.md")
+    assert report.replace_block(f"a\n{s}\nold\n{e}\nb\n", "new", "R.md") == f"a\n{s}\nnew\n{e}\nb\n"
+
+
+def test_per_image_errors_and_row_choice():
+    gt = pl.read_parquet(FIX / "prepared" / "keypoints.parquet")
+    errs = {m: report.per_image_errors(gt, pl.read_parquet(FIX / "predictions" / f"{m}_val.parquet")) for m in ("heatmap", "yolo")}
+    assert len(errs["heatmap"]) == 4 and all(math.isfinite(v) for v in errs["heatmap"].values())
+    assert sum(math.isinf(v) for v in errs["yolo"].values()) == 1  # the image YOLO missed
+    rows = report.pick_qualitative(errs)
+    labels = [label for label, _ in rows]
+    assert labels[0] == "typical"
+    finite = sorted(errs["heatmap"].items(), key=lambda kv: (kv[1], kv[0]))
+    assert rows[0][1] == finite[(len(finite) - 1) // 2][0]  # the median image
+    assert rows[1] == ("worst for the heatmap model", finite[-1][0])
+    assert len({image for _, image in rows}) == len(rows)
+
+
+def test_draw_skeleton():
+    rgb = np.zeros((224, 224, 3), np.uint8)
+    kp = np.stack([np.linspace(20, 200, NUM_KEYPOINTS), np.linspace(30, 190, NUM_KEYPOINTS)], axis=1)
+    out = report.draw_skeleton(rgb, kp, None, (255, 0, 0))
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    assert rgb.max() == 0  # input untouched
+    assert out[int(kp[0, 1]), int(kp[0, 0]), 0] > 100  # a keypoint is drawn in the colour
+    scores = np.ones(NUM_KEYPOINTS)
+    scores[0] = 0.1
+    kp_nan = kp.copy()
+    kp_nan[20] = np.nan
+    out2 = report.draw_skeleton(rgb, kp_nan, scores, report.YOLO_COLOR, min_score=0.5)
+    assert out2[int(kp[0, 1]), int(kp[0, 0])].max() == 0  # low score: skipped
+    faint = report.draw_skeleton(rgb, kp, None, (255, 255, 255), alpha=0.5)
+    assert 0 < faint.max() < 200
+    with pytest.raises(ValueError):
+        report.draw_skeleton(rgb, kp[:5], None, (255, 0, 0))
+
+
+def test_dvclive_series_with_and_without_timestamp(tmp_path):
+    m = tmp_path / "plots" / "metrics"
+    (m / "train").mkdir(parents=True)
+    (m / "train" / "loss.tsv").write_text("timestamp\tstep\tloss\n1\t0\t0.5\n2\t1\t0.25\n")
+    (m / "lr.tsv").write_text("step\tlr\n0\t0.001\n1\t0.0005\n")
+    series = report.read_dvclive_series(tmp_path)
+    assert sorted(series) == ["lr", "train/loss"]
+    steps, values = series["train/loss"]
+    assert steps.tolist() == [0, 1] and values.tolist() == [0.5, 0.25]
+    assert report.read_dvclive_series(tmp_path / "absent") == {}

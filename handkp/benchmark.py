@@ -65,7 +65,7 @@ def latency_from_trtexec(metrics: dict) -> dict:
     FPS = its throughput. End-to-end is not measured by trtexec, so there are no ``e2e_*`` keys."""
     pairs = {"model_p50_ms": "latency_median_ms", "model_p90_ms": "latency_p90_ms",
              "model_p99_ms": "latency_p99_ms", "model_fps": "throughput_qps"}
-    out = {ours: round(float(metrics[theirs]), 4) for ours, theirs in pairs.items() if theirs in metrics}
+    out = {ours: float(metrics[theirs]) for ours, theirs in pairs.items() if theirs in metrics}
     if "model_p50_ms" not in out:
         raise ValueError("trtexec summary without a latency median: cannot report latency")
     out["source"] = "trtexec"

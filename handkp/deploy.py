@@ -167,6 +167,7 @@ def build_artefacts(target: str, onnx_files: dict[str, Path], out_dir: str | Pat
     jetson = jetson_target(cfg.get("jetson") or {}) if target == "jetson" else None
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
+        tmp.chmod(0o755)  # mkdtemp makes it 0700; it becomes the output folder
         for name, onnx_path in onnx_files.items():
             try:
                 summary[name] = build_artefact(target, onnx_path, tmp, name, cfg, jetson)

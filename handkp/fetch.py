@@ -3,7 +3,6 @@ and an output that appears only when complete."""
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import stat
 import tempfile
@@ -102,16 +101,15 @@ def sha256_of(path: Path) -> str:
 
 
 def fetch_dataset(source: str, out_dir: Path, max_archive_mb: float) -> Path:
-    """Fetches ``source`` (URL, zip or folder) into ``out_dir/hand-keypoints/`` and writes
-    ``out_dir/source.json``. Works in a temporary sibling folder renamed into place only when
-    complete, so a failure leaves no ``out_dir`` behind. Returns the dataset folder."""
+    """Fetches ``source`` (URL, zip or folder) into ``out_dir/hand-keypoints/``. Works in a
+    temporary sibling folder renamed into place only when complete, so a failure leaves no
+    ``out_dir`` behind. Returns the dataset folder."""
     max_bytes = int(max_archive_mb * 2**20)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out_dir, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-partial-", dir=out_dir.parent))
     try:
-        provenance: dict = {"source": source}
         if is_url(source):
             archive = work / "download.zip"
             download(source, archive, max_bytes)
@@ -123,7 +121,7 @@ def fetch_dataset(source: str, out_dir: Path, max_archive_mb: float) -> Path:
         if archive.is_dir():
             shutil.copytree(find_dataset_root(archive), staging / DATASET_DIR, symlinks=False)
         else:
-            provenance["sha256"] = sha256_of(archive)
+            print(f"{archive}: sha256 {sha256_of(archive)}")
             extract_zip(archive, staging, max_bytes)
             root = find_dataset_root(staging)
             target = staging / DATASET_DIR
@@ -133,7 +131,6 @@ def fetch_dataset(source: str, out_dir: Path, max_archive_mb: float) -> Path:
                     (staging / split).rename(target / split)
             elif root != target:
                 root.rename(target)
-        (staging / "source.json").write_text(json.dumps(provenance, indent=2) + "\n")
         staging.rename(out_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -23,7 +23,7 @@ SIGTERM, ``--max-frames``); 1 unexpected error; 2 bad command line; 3 source can
 4 model cannot be loaded (missing or corrupt file, model/backend mismatch, backend not installed);
 5 source failed mid-stream (a camera or stream gone for longer than ``--retry-s``, a file unreadable
 or truncated partway); 6 a window was asked for but none can be opened; 7 an output file cannot be
-written.
+written; 130 Ctrl-C before the first frame.
 """
 from __future__ import annotations
 
@@ -71,7 +71,8 @@ exit codes:
      unreadable or truncated partway (the summary is still printed, outputs are kept)
   6  a window was asked for but cannot be opened (OpenCV without GUI support, or no
      display): use --headless
-  7  an output file (--save, --json) cannot be written"""
+  7  an output file (--save, --json) cannot be written
+  130 interrupted (Ctrl-C) before the first frame (while loading the model or waiting for a camera)"""
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
@@ -172,6 +173,7 @@ class VideoSource(FrameSource):
         self.target, self.name, self.live, self.api = target, name, live, api
         self.opener, self.params = opener, params or []
         self.cap = None
+        self.size: tuple[int, int] | None = None  # (width, height) to ask a camera for
 
     @property
     def is_open(self) -> bool:
@@ -194,6 +196,9 @@ class VideoSource(FrameSource):
             what = "camera" if self.live else "video (not a video file, or a format OpenCV cannot read)"
             raise SourceError(f"{self.name}: cannot open this {what}")
         self.cap = cap
+        if self.size is not None and self.live:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
         fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if math.isfinite(fps) and 1.0 <= fps <= 1000.0 else None
         count = cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0
@@ -362,7 +367,8 @@ class Capture:
 
     ``latest=True``: one slot holding the newest frame; a frame replaced before the consumer took
     it is dropped (counted). ``latest=False``: a bounded queue the reader waits on; nothing is
-    dropped. ``pace_fps``: release frames no faster than this (a file played like a camera).
+    dropped. ``pace_fps``: read frames no faster than this: on the file's own clock in latest mode
+    (a file played like a camera), never faster than it in every-frame mode (shown in a window).
     A live source that stops delivering is reopened for ``retry_s`` seconds before giving up."""
 
     def __init__(self, source: FrameSource, *, latest: bool, pace_fps: float | None = None,
@@ -372,7 +378,6 @@ class Capture:
         self.retry_s, self.max_frames = retry_s, max_frames
         self.queue_size = 1 if latest else max(1, queue_size)
         self.read_count = 0
-        self.overwritten = 0
         self._pending: deque[Frame] = deque()
         self._end: End | None = None
         self._cond = threading.Condition()
@@ -410,8 +415,7 @@ class Capture:
         with self._cond:
             if self.latest:
                 if self._pending:
-                    self._pending.clear()
-                    self.overwritten += 1
+                    self._pending.clear()  # dropped: counted as read but never processed
             else:
                 while len(self._pending) >= self.queue_size and not self._stop.is_set():
                     self._cond.wait(0.1)
@@ -435,15 +439,20 @@ class Capture:
     def _loop(self) -> End:
         src = self.source
         t_start = time.perf_counter()
+        t_next = t_start
         while True:
             if self._stop.is_set():
                 return End("stopped")
             if self.max_frames is not None and self.read_count >= self.max_frames:
                 return End("max_frames", f"--max-frames {self.max_frames} reached")
             if self.pace_fps:
-                wait = t_start + self.read_count / self.pace_fps - time.perf_counter()
+                wait = t_next - time.perf_counter()
                 if wait > 0 and self._stop.wait(wait):
                     return End("stopped")
+                if self.latest:  # the file's clock: frame i at i / fps
+                    t_next = t_start + (self.read_count + 1) / self.pace_fps
+                else:  # no faster than native, and no catching up after a slow stretch
+                    t_next = max(t_next, time.perf_counter()) + 1 / self.pace_fps
             error = ""
             try:
                 item = src.read()
@@ -557,11 +566,43 @@ def display_problem() -> str | None:
         return ("this OpenCV build has no GUI support (opencv-python-headless, or a build without GTK/Qt), "
                 "so no window can be opened. Run with --headless (and --save out.mp4 / --json out.jsonl), or "
                 "install a GUI build: pip uninstall opencv-python-headless && pip install opencv-python")
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return ("no display (DISPLAY is not set, e.g. an SSH session), so no window can be opened. Run with "
-                "--headless (and --save out.mp4 / --json out.jsonl), or on the device's own screen "
-                "(export DISPLAY=:0), or over ssh -X")
+    if sys.platform.startswith("linux"):
+        display, wayland = os.environ.get("DISPLAY", ""), os.environ.get("WAYLAND_DISPLAY", "")
+        hint = ("Run with --headless (and --save out.mp4 / --json out.jsonl), or on the device's own screen "
+                "(export DISPLAY=:0 with a desktop session running there), or over ssh -X")
+        if not display and not wayland:
+            return f"no display (DISPLAY is not set, e.g. an SSH session), so no window can be opened. {hint}"
+        if display and not wayland and not _x_display_reachable(display):
+            # OpenCV's Qt/GTK would abort the whole process here rather than raise
+            return f"DISPLAY={display} but no X server answers there, so no window can be opened. {hint}"
     return None
+
+
+def _x_display_reachable(display: str, timeout_s: float = 1.0) -> bool:
+    """Whether an X server listens at ``DISPLAY`` (``:0``, ``unix:0``, ``host:10.0``)."""
+    import socket
+
+    m = re.fullmatch(r"(?P<host>[^:]*):(?P<num>\d+)(?:\.\d+)?", display.strip())
+    if not m:
+        return True  # a form we do not know (e.g. a launchd path): let OpenCV try
+    host, num = m.group("host"), int(m.group("num"))
+    if host.startswith("/"):
+        return True
+    if host in ("", "unix"):
+        for address in ("\0/tmp/.X11-unix/X%d" % num, "/tmp/.X11-unix/X%d" % num):
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(timeout_s)
+                try:
+                    sock.connect(address)
+                    return True
+                except OSError:
+                    continue
+        return False
+    try:
+        with socket.create_connection((host, 6000 + num), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 class Window:
@@ -579,7 +620,7 @@ class Window:
                 k = max(1, math.ceil(480 / max(h, w)))
                 cv2.resizeWindow(self.name, w * k, h * k)
             except cv2.error as err:
-                raise DisplayError(f"cannot open a window ({err.msg if hasattr(err, 'msg') else err}); "
+                raise DisplayError(f"cannot open a window ({str(err).strip()}); "
                                    "run with --headless, or install opencv-python") from err
             self.opened = True
         cv2.imshow(self.name, bgr)
@@ -731,7 +772,7 @@ class Summary:
         return EXIT_SOURCE_LOST if self.end == "lost" else EXIT_OK
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__} | {"exit_code": self.exit_code}
+        return {**{k: getattr(self, k) for k in self.__dataclass_fields__}, "exit_code": self.exit_code}
 
     def format(self) -> str:
         how = {"eof": "end of the source", "stopped": "stopped by the user", "max_frames": "--max-frames reached",
@@ -810,7 +851,8 @@ def run_live(predictor: Predictor, source: FrameSource, options: LiveOptions | N
     color = MODEL_COLORS.get(predictor.kind, MODEL_COLORS["heatmap"])
     video = VideoOut(opt.save, native_fps, opt.fourcc) if opt.save else None
     try:
-        jsonl = open(opt.json_path, "w", encoding="utf-8") if opt.json_path else None
+        # line-buffered: `tail -f` sees each frame, and a killed run keeps every line written
+        jsonl = open(opt.json_path, "w", encoding="utf-8", buffering=1) if opt.json_path else None
     except OSError as err:
         raise OutputError(f"--json {opt.json_path}: {err.strerror or err}") from err
 
@@ -968,6 +1010,13 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _frame_size(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not m or int(m.group(1)) <= 0 or int(m.group(2)) <= 0:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 1280x720, got {text}")
+    return int(m.group(1)), int(m.group(2))
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``live`` command's options (``python -m handkp live --help``)."""
     parser.description = DESCRIPTION
@@ -982,7 +1031,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto",
                         help="auto | cpu | cuda[:N]; onnxruntime uses its CUDA provider with --device cuda "
                              "(onnxruntime-gpu); torch picks CUDA when available with auto (default auto)")
-    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (default 0: its own choice)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads of the model: ONNX Runtime's intra-op threads, or torch's with the torch "
+                             "backend (default 0: the backend's own choice)")
     parser.add_argument("--headless", action="store_true",
                         help="no window (over SSH, in scripts and tests); progress lines go to stderr")
     parser.add_argument("--realtime", action="store_true",
@@ -998,6 +1049,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", dest="json_path", type=Path, help="write one JSON line per processed frame")
     parser.add_argument("--retry-s", type=_non_negative_float, default=10.0,
                         help="how long to keep trying a camera or stream that cannot be opened or drops out (default 10 s)")
+    parser.add_argument("--size", type=_frame_size, metavar="WxH",
+                        help="capture size to ask a camera for, e.g. 1280x720 (default: the camera's own)")
     parser.add_argument("--max-frames", type=_positive_int, help="stop after this many frames read from the source")
     parser.add_argument("--no-hud", dest="hud", action="store_false", help="no FPS / latency text on the frames")
     parser.add_argument("--log-every", type=_non_negative_float, default=5.0,
@@ -1018,6 +1071,10 @@ def main(args: argparse.Namespace) -> int:
             if problem:
                 raise DisplayError(f"cannot open a window: {problem}")
         source = open_source(args.source)
+        if args.size is not None:
+            if not isinstance(source, VideoSource) or not source.live:
+                raise SourceError(f"--size applies to cameras and streams, not to {source.name}")
+            source.size = args.size
         if not source.live:
             source.open()  # a file that is not a video fails here, before the model loads
         try:
@@ -1050,7 +1107,12 @@ def main(args: argparse.Namespace) -> int:
 
 def _load_model(args: argparse.Namespace) -> Predictor:
     try:
-        return load_predictor(args.model, backend=args.backend, device=args.device, threads=args.threads)
+        predictor = load_predictor(args.model, backend=args.backend, device=args.device, threads=args.threads)
+        if predictor.backend == "torch" and args.threads > 0:  # torch is imported already, by its backend
+            import torch
+
+            torch.set_num_threads(args.threads)
+        return predictor
     except ModelLoadError as err:
         raise ModelError(str(err)) from err
     except ImportError as err:  # the backend's package is not installed here

@@ -82,6 +82,10 @@ class ReportPaths:
     train_dir: str = "reports/train/{model}"
     figures: Path = Path("reports/figures")
     models: tuple[str, ...] = MODELS
+    speed: Path = Path("reports/metrics/speed.json")
+    ablation: Path = Path("reports/ablation/accuracy.json")
+    int8_metrics: Path = Path("reports/metrics/heatmap_int8.json")
+    int8_parity: Path = Path("reports/metrics/int8_parity.json")
 
     def of(self, template: str, model: str) -> Path:
         return Path(template.format(model=model))
@@ -114,6 +118,10 @@ class ReportData:
     latency_path: Path
     ground_truth: Any  # polars.DataFrame | None
     paths: ReportPaths
+    speed: dict[str, Any] | None = None
+    ablation: dict[str, Any] | None = None
+    int8_metrics: dict[str, Any] | None = None
+    int8_parity: dict[str, Any] | None = None
 
 
 def _posix(path: Path | str) -> str:
@@ -210,7 +218,8 @@ def load_report_data(paths: ReportPaths) -> ReportData:
             m.latency = latency[name]
         m.training = read_dvclive_series(paths.of(paths.train_dir, name))
         models[name] = m
-    return ReportData(models, params, latency, paths.latency, ground_truth, paths)
+    return ReportData(models, params, latency, paths.latency, ground_truth, paths, _read_json(paths.speed),
+                      _read_json(paths.ablation), _read_json(paths.int8_metrics), _read_json(paths.int8_parity))
 
 
 # --------------------------------------------------------------------------------------------
@@ -588,6 +597,81 @@ def latency_table(data: ReportData, models: Sequence[ModelData]) -> list[str]:
     return lines
 
 
+
+SPEED_TARGET_RATIO = 0.6  # the default's end-to-end p50 must be at most this fraction of YOLO's
+_ARCH_KEYS = ("backbone_tail", "head", "deconv_layers", "deconv_channels")
+
+
+def default_variant(data: ReportData) -> str | None:
+    """The speed variant whose architecture is params.yaml's model section."""
+    model = data.params.get("model", {})
+    for name, row in (data.speed or {}).get("rows", {}).items():
+        if row.get("kind") == "variant" and all(row.get(k) == model.get(k) for k in _ARCH_KEYS):
+            return name
+    return None
+
+
+def speed_section(data: ReportData) -> list[str]:
+    """The speed-by-design table (latency from the `speed` stage, accuracy from the ablation
+    runs) and the lines that judge the default against YOLO and the INT8 variant."""
+    rows = (data.speed or {}).get("rows", {})
+    if not rows:
+        return [f"No speed measurements yet (`{_posix(data.paths.speed)}`)."]
+    ablation = data.ablation or {}
+    default = default_variant(data)
+    out = [
+        f"Measured in one run by the `speed` stage: ONNX Runtime on `{data.speed.get('device', MISSING)}`, "
+        f"{data.speed.get('threads', MISSING)} threads, batch 1, 224×224 input; end-to-end = RGB image in, keypoints out. "
+        "Head variants are timed from random weights (latency does not depend on them); their accuracy comes from "
+        "`python scripts/ablation.py …` (`dvc exp run` per variant, same schedule as the default)"
+        + ("." if ablation else "; no ablation results yet."),
+        "",
+        "| variant | backbone tail | head | steps | channels | params (M) | MACs (M) | e2e p50 (ms) | e2e p99 (ms) | × YOLO e2e p50 | PCK@1px | PCK@3px | PCK@5px | PCK@10px |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, row in rows.items():
+        label = {"default_fp32": "trained default, fp32", "default_int8": "trained default, INT8", "yolo": "YOLO baseline"}.get(name, f"`{name}`")
+        if name == default:
+            label += " (default)"
+        metrics = (ablation.get(name) or {}).get("metrics")
+        if name == "default_int8":
+            metrics = data.int8_metrics
+        elif name in ("default_fp32", "yolo"):
+            metrics = (data.models.get("heatmap" if name == "default_fp32" else "yolo") or ModelData(name)).metrics
+        cells = [label] + [str(row.get(k, MISSING)) for k in _ARCH_KEYS]
+        cells += [str(row.get("params_m", MISSING)), str(row.get("macs_m", MISSING))]
+        cells += [fmt_ms(_num(row, "e2e_p50_ms")), fmt_ms(_num(row, "e2e_p99_ms")), fmt_px(_num(row, "e2e_p50_vs_yolo"))]
+        cells += [fmt_pck(_num(metrics, f"pck_{t}px")) for t in (1, 3, 5, 10)]
+        out.append("| " + " | ".join(cells) + " |")
+    out.append("")
+    ratio = _num(rows.get(default or "", {}), "e2e_p50_vs_yolo")
+    if default and ratio is not None:
+        verdict = "meets" if ratio <= SPEED_TARGET_RATIO else "misses"
+        out.append(
+            f"- The default (`{default}`) takes {fmt_ms(_num(rows[default], 'e2e_p50_ms'))} ms end-to-end (p50) against YOLO's "
+            f"{fmt_ms(_num(rows.get('yolo'), 'e2e_p50_ms'))} ms: {ratio:.2f}× YOLO, which {verdict} the ≤ {SPEED_TARGET_RATIO}× target."
+        )
+    seed, mine = (ablation.get("seed_256") or {}).get("metrics"), (ablation.get(default or "") or {}).get("metrics")
+    if seed and mine:
+        better = [t for t in (1, 3, 5, 10) if (_num(mine, f"pck_{t}px") or 0) >= (_num(seed, f"pck_{t}px") or 0)]
+        worse = [t for t in (1, 3, 5, 10) if t not in better]
+        out.append(
+            f"- On the same schedule, the default is at least as accurate as the seed-shaped net (`seed_256`) at "
+            f"{', '.join(f'{t} px' for t in better) or 'no threshold'}"
+            + (f" and less accurate at {', '.join(f'{t} px' for t in worse)}." if worse else ".")
+        )
+    fp32 = (data.models.get("heatmap") or ModelData("heatmap")).metrics
+    if data.int8_metrics and fp32:
+        deltas = ", ".join(f"{t} px {(_num(data.int8_metrics, f'pck_{t}px') or 0) - (_num(fp32, f'pck_{t}px') or 0):+.3f}" for t in (1, 3, 5, 10))
+        parity = data.int8_parity or {}
+        out.append(
+            f"- INT8 (ONNX Runtime static quantisation, calibrated on train images): PCK change against fp32 {deltas}; "
+            f"keypoints move by {fmt_px(_num(parity, 'keypoint_mean_diff_px'))} px on average "
+            f"(max {fmt_px(_num(parity, 'keypoint_max_diff_px_confident'))} px over confident keypoints); "
+            f"end-to-end p50 {fmt_ms(_num(rows.get('default_int8'), 'e2e_p50_ms'))} ms vs {fmt_ms(_num(rows.get('default_fp32'), 'e2e_p50_ms'))} ms fp32."
+        )
+    return out
+
 def _winner(a: float, b: float, fmt, higher_is_better: bool) -> int:
     """+1 if a wins, -1 if b wins, 0 on a tie at the displayed precision."""
     if fmt(a) == fmt(b):
@@ -733,6 +817,8 @@ def render_markdown(data: ReportData, figure_links: Mapping[str, str]) -> str:
             out.append(f"\n{TABLE_NAMES.get(m.name, m.name)}: no latency in `{_posix(data.latency_path)}` yet.")
     out += ["", "### Comparison", ""]
     out += [f"- {line}" for line in comparison_lines(data)]
+    out += ["", "### Speed by design: head variants against YOLO on CPU", ""]
+    out += speed_section(data)
     out += ["", "### Figures", ""]
     for key, link in figure_links.items():
         out.append(f"![{FIGURE_TITLES[key]}]({link})")

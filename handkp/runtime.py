@@ -65,10 +65,18 @@ def letterbox(image: np.ndarray, size: int, pad_value: tuple[int, int, int]) -> 
     return out, Letterbox(nw / w, float(px), float(py))
 
 
+# (3, 256): the normalised value of every uint8 level, per channel.
+_HEATMAP_INPUT_LUT = ((np.arange(256, dtype=np.float32)[None, :] / 255.0 - IMAGENET_MEAN[:, None]) / IMAGENET_STD[:, None]).astype(np.float32)
+
+
 def normalize_heatmap_input(rgb: np.ndarray) -> np.ndarray:
-    """(…, H, W, 3) uint8 RGB -> (…, 3, H, W) float32, ImageNet-normalised (the heatmap net's input)."""
-    x = (rgb.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-    return np.ascontiguousarray(np.moveaxis(x, -1, -3))
+    """(…, H, W, 3) uint8 RGB -> (…, 3, H, W) float32, ImageNet-normalised (the heatmap net's
+    input): ``(rgb / 255 - mean) / std``, by table look-up (3× faster than the arithmetic)."""
+    chw = np.ascontiguousarray(np.moveaxis(rgb, -1, -3))
+    out = np.empty(chw.shape, np.float32)
+    for c in range(3):
+        np.take(_HEATMAP_INPUT_LUT[c], chw[..., c, :, :], out=out[..., c, :, :])
+    return out
 
 
 def normalize_yolo_input(rgb: np.ndarray) -> np.ndarray:
@@ -83,6 +91,7 @@ class TorchBackend:
         import torch
 
         self.torch = torch
+        torch.set_flush_denormal(True)  # denormal activations make CPU inference many times slower
         self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
         self.model = model.to(self.device).eval()
 
@@ -99,6 +108,7 @@ class OnnxRuntimeBackend:
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
+        options.add_session_config_entry("session.set_denormal_as_zero", "1")  # as TorchBackend: no slow denormals
         providers = ["CPUExecutionProvider"]
         if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")

@@ -184,7 +184,7 @@ def build_engine_python(onnx_path: str | Path, engine_path: str | Path, fp16: bo
         raise RuntimeError(f"{onnx_path}: TensorRT's ONNX parser failed: {errors}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mib << 20)
-    use_fp16 = bool(fp16 and builder.platform_has_fast_fp16)
+    use_fp16 = bool(fp16 and getattr(builder, "platform_has_fast_fp16", True))
     if use_fp16:
         config.set_flag(trt.BuilderFlag.FP16)
     inp = network.get_input(0)

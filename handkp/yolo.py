@@ -80,26 +80,32 @@ def _label_path(image: str) -> str:
 
 
 def select_images(table, quality_report: dict) -> dict[str, list[str]]:
-    """The images (relative to data/raw) Ultralytics trains and validates on: the heatmap model's
-    train images (train minus the dev slice) and the val split. Samples the quality report lists
-    as bad are left out (the keypoint table already lacks them; this makes sure)."""
+    """The images (relative to data/raw) Ultralytics trains and validates on, as for the heatmap
+    model: train = the train split minus the dev slice; Ultralytics' per-epoch validation (which
+    picks best.pt) = the dev slice, so the val split stays unseen until yolo_evaluate (the val
+    split only when there is no dev slice, data.dev_fraction = 0). Samples the quality report
+    lists as bad are left out (the keypoint table already lacks them; this makes sure)."""
     import polars as pl
 
     bad = {b["path"] for b in quality_report.get("bad", [])}
-    out = {}
-    for ours, split in (("train", "train"), ("val", "val")):
+
+    def images_of(split: str) -> list[str]:
         images = table.filter(pl.col("split") == split)["image"].unique().sort().to_list()
-        out[ours] = [im for im in images if im not in bad and _label_path(im) not in bad]
-        if not out[ours]:
+        return [im for im in images if im not in bad and _label_path(im) not in bad]
+
+    out = {"train": images_of("train"), "val": images_of("dev") or images_of("val")}
+    for split, images in out.items():
+        if not images:
             raise YoloError(f"no {split} image left for the YOLO dataset (data/prepared/keypoints.parquet)")
     return out
 
 
 DATASET_YAML = """\
 # Ultralytics dataset for the YOLO-pose baseline, written by stages/yolo_data.py: do not edit.
-# The same samples as the heatmap model: train = the train split minus the dev slice, val = the
-# val split, bad samples of reports/data_quality.json left out. Image lists are relative to
-# this file; Ultralytics finds each label by replacing images/ with labels/ in the image path.
+# The same samples as the heatmap model: train = the train split minus the dev slice; val (the
+# per-epoch validation that picks best.pt) = the dev slice, so the val split stays unseen until
+# yolo_evaluate. Bad samples of reports/data_quality.json are left out. Image lists are relative
+# to this file; Ultralytics finds each label by replacing images/ with labels/ in the image path.
 train: {train}
 val: {val}
 names:
@@ -161,7 +167,12 @@ def stage_view(yaml_path: Path, view_dir: Path) -> Path:
             label = Path(_label_path(image.as_posix()))
             if not image.is_file() or not label.is_file():
                 raise YoloError(f"{image}: image or label {label} missing; run `dvc repro yolo_data` after `prepare`")
-            os.symlink(image.resolve(), view_dir / "images" / split / image.name)
+            link = view_dir / "images" / split / image.name
+            if link.is_symlink():
+                if link.resolve() == image.resolve():
+                    continue  # listed twice
+                raise YoloError(f"{image}: two {split} images named {image.name}")
+            os.symlink(image.resolve(), link)
             os.symlink(label.resolve(), view_dir / "labels" / split / label.name)
     view = {"path": str(view_dir.resolve()), "train": "images/train", "val": "images/val",
             "names": data["names"], "kpt_shape": data["kpt_shape"], "flip_idx": data["flip_idx"]}
@@ -171,10 +182,11 @@ def stage_view(yaml_path: Path, view_dir: Path) -> Path:
 
 
 # ---- Ultralytics without surprises ----------------------------------------------------------
-def configure_ultralytics(allow_network: bool = False) -> None:
+def configure_ultralytics() -> None:
     """Environment for Ultralytics, set before its first import: settings in a private,
     temporary folder (not the user's; its integrations off), no pip auto-installs, and offline
-    mode (no analytics, update checks or download retries) unless ``allow_network``."""
+    mode (no analytics, pip-update check, download retries). An explicit download
+    (``resolve_pretrained('download')``) still tries once: offline mode only makes it fail fast."""
     global _CONFIGURED
     if _CONFIGURED:
         return
@@ -187,8 +199,7 @@ def configure_ultralytics(allow_network: bool = False) -> None:
         os.environ["YOLO_CONFIG_DIR"] = str(config_dir)  # settings.json, fonts: not in the user's config
         os.environ["YOLO_AUTOINSTALL"] = "False"  # check_requirements never runs pip
         os.environ.pop("ULTRALYTICS_API_KEY", None)  # no streaming of the run to Ultralytics' platform
-        if not allow_network:
-            os.environ["YOLO_OFFLINE"] = "1"  # is_online() False: no analytics, pip-update check, retries
+        os.environ["YOLO_OFFLINE"] = "1"  # is_online() False: no analytics, pip-update check, retries
         from ultralytics.utils import SETTINGS
 
         # the private settings file: no integration callbacks (its DVC one would start a second
@@ -246,8 +257,10 @@ def resolve_pretrained(pretrained, model: str, cache_dir: Path | None = None) ->
             )
         return target
     path = Path(choice).expanduser()
-    if path.suffix != ".pt" or not path.is_file():
-        raise YoloError(f"yolo.pretrained = {choice}: expected {PRETRAINED_CHOICES}; {path} is not a .pt file")
+    if path.suffix != ".pt":
+        raise YoloError(f"yolo.pretrained = {choice}: expected {PRETRAINED_CHOICES}")
+    if not path.is_file():
+        raise YoloError(f"yolo.pretrained = {choice}: {path} does not exist")
     return path
 
 
@@ -264,6 +277,15 @@ def resolve_device(device) -> str:
 
 
 # ---- training -----------------------------------------------------------------------------
+def _cuda_bf16() -> bool:
+    import torch
+
+    try:
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # older torch without including_emulation
+        return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8
+
+
 class _LiveLogger:
     """Ultralytics callbacks -> one dvclive step per epoch: losses, box and pose metrics, lr, images/s."""
 
@@ -300,9 +322,8 @@ def train_yolo(cfg: dict, seed: int, data_yaml: Path, out_dir: Path, live_dir: P
     """Trains the ``yolo`` params section's model on the dataset yaml. Writes ``out_dir/best.pt``
     (with the run's ``args.yaml`` and ``results.csv``) and the per-epoch curves to the dvclive
     folder ``live_dir``. Ultralytics' runs folder is temporary. Returns the last epoch's values."""
-    pretrained = str(cfg.get("pretrained", "none"))
-    configure_ultralytics(allow_network=pretrained.strip().lower() == "download")
-    weights = resolve_pretrained(pretrained, cfg["model"])  # first: fail before any work
+    configure_ultralytics()
+    weights = resolve_pretrained(cfg.get("pretrained", "none"), cfg["model"])  # first: fail before any work
     from dvclive import Live
     from ultralytics import YOLO
 
@@ -311,6 +332,9 @@ def train_yolo(cfg: dict, seed: int, data_yaml: Path, out_dir: Path, live_dir: P
     on_gpu = device != "cpu" and device != "mps"
     # bf16 autocast skips Ultralytics' AMP check (which downloads yolo26n.pt); fp16 AMP is not offered
     amp = "bf16" if on_gpu and str(cfg.get("amp", "bf16")).lower() == "bf16" else False
+    if amp and not _cuda_bf16():
+        print("yolo.amp = bf16: this GPU has no native bfloat16, training in fp32")
+        amp = False
     shutil.rmtree(live_dir, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="handkp-yolo-") as work:
         work = Path(work)
@@ -341,9 +365,9 @@ def train_yolo(cfg: dict, seed: int, data_yaml: Path, out_dir: Path, live_dir: P
         shutil.rmtree(out_dir, ignore_errors=True)
         out_dir.mkdir(parents=True)
         shutil.copyfile(best, out_dir / "best.pt")
-        for extra in ("args.yaml", "results.csv"):
-            if (run_dir / extra).is_file():
-                shutil.copyfile(run_dir / extra, out_dir / extra)
+        for name in ("args.yaml", "results.csv"):
+            if (run_dir / name).is_file():
+                shutil.copyfile(run_dir / name, out_dir / name)
     metrics_file = live_dir / "metrics.json"
     return json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
 

@@ -12,7 +12,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from handkp.config import load_params  # noqa: E402
-from handkp.export import ParityError, check_parity, compare_predictors, export_onnx, onnx_summary, parity_images  # noqa: E402
+from handkp.export import ParityError, check_parity, compare_predictors, export_onnx, onnx_summary, split_images  # noqa: E402
 from handkp.runtime import load_predictor  # noqa: E402
 
 CHECKPOINT = Path("models/heatmap/best.pt")

@@ -1,7 +1,8 @@
 """yolo_data: the Ultralytics dataset over the validated data in data/raw/hand-keypoints/
 -> data/yolo/{dataset.yaml,train.txt,val.txt}. Train = the heatmap model's train images (the
-train split minus the dev slice), val = the val split; bad samples of reports/data_quality.json
-are left out of both lists."""
+train split minus the dev slice); val.txt, Ultralytics' per-epoch validation that picks best.pt,
+= the dev slice (as for the heatmap model), so the val split is seen only by yolo_evaluate.
+Bad samples of reports/data_quality.json are left out of both lists."""
 import json
 import sys
 from pathlib import Path
@@ -19,4 +20,4 @@ if __name__ == "__main__":
     except YoloError as err:
         sys.exit(f"yolo_data failed: {err}")
     counts = {split: len(images) for split, images in read_image_lists(path).items()}
-    print(f"{path}: {counts['train']} train, {counts['val']} val images ({report.get('bad_count', 0)} bad samples left out)")
+    print(f"{path}: {counts['train']} train, {counts['val']} validation (dev) images ({report.get('bad_count', 0)} bad samples left out)")

@@ -27,6 +27,9 @@ FAST_PARAMS = {
     "train": {"epochs": 2, "batch_size": 16, "epoch_images": 0, "num_workers": 0},
     "evaluate": {"batch_size": 16},
     "yolo": {"epochs": 1, "batch": 8, "workers": 0, "device": "cpu", "conf_threshold": 0.0},
+    "benchmark": {"warmup": 2, "iterations": 10, "images": 4},
+    "quantize": {"calibration_images": 16, "parity_images": 4},
+    "speed": {"rounds": 1},
 }
 
 

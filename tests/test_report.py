@@ -297,3 +297,36 @@ def test_dvclive_series_with_and_without_timestamp(tmp_path):
     steps, values = series["train/loss"]
     assert steps.tolist() == [0, 1] and values.tolist() == [0.5, 0.25]
     assert report.read_dvclive_series(tmp_path / "absent") == {}
+
+
+def speed_fixture(tmp: Path, default_ratio: float) -> report.ReportPaths:
+    """Speed rows where the default variant runs at ``default_ratio`` × YOLO, with ablation results."""
+    rows = {
+        "seed_256": {"kind": "variant", "backbone_tail": "full", "head": "deconv", "deconv_layers": 3, "deconv_channels": 256,
+                     "params_m": 9.0, "macs_m": 1451.2, "e2e_p50_ms": 19.0, "e2e_p99_ms": 21.0, "e2e_p50_vs_yolo": 19.0 / 7.0},
+        "light_bilinear_96": {"kind": "variant", "backbone_tail": "light", "head": "bilinear_dw", "deconv_layers": 3, "deconv_channels": 96,
+                              "params_m": 2.86, "macs_m": 255.7, "e2e_p50_ms": 7.0 * default_ratio, "e2e_p99_ms": 9.0, "e2e_p50_vs_yolo": default_ratio},
+        "yolo": {"kind": "file", "e2e_p50_ms": 7.0, "e2e_p99_ms": 8.0, "e2e_p50_vs_yolo": 1.0},
+    }
+    (tmp / "speed.json").write_text(json.dumps({"device": "Test CPU", "threads": 2, "rows": rows}))
+    ablation = {"seed_256": {"metrics": {"pck_1px": 0.20, "pck_3px": 0.60, "pck_5px": 0.80, "pck_10px": 0.90}},
+                "light_bilinear_96": {"metrics": {"pck_1px": 0.25, "pck_3px": 0.61, "pck_5px": 0.79, "pck_10px": 0.91}}}
+    (tmp / "ablation.json").write_text(json.dumps(ablation))
+    params = tmp / "params.yaml"
+    params.write_text((FIX / "params.yaml").read_text() + "\n")
+    import yaml
+
+    p = yaml.safe_load(params.read_text())
+    p["model"] = {**p.get("model", {}), "backbone_tail": "light", "head": "bilinear_dw", "deconv_layers": 3, "deconv_channels": 96}
+    params.write_text(yaml.safe_dump(p))
+    return make_paths(tmp, params=params, speed=tmp / "speed.json", ablation=tmp / "ablation.json")
+
+
+@pytest.mark.parametrize("ratio,verdict", [(0.5, "meets"), (0.7, "misses")])
+def test_speed_section_judges_the_default_against_yolo(tmp_path, ratio, verdict):
+    data = report.load_report_data(speed_fixture(tmp_path, ratio))
+    lines = "\n".join(report.speed_section(data))
+    assert f"`light_bilinear_96` (default)" in lines
+    assert f"{ratio:.2f}× YOLO, which {verdict} the ≤ 0.6× target" in lines
+    assert "| `seed_256` | full | deconv | 3 | 256 | 9.0 | 1451.2 | 19.00 | 21.00 | 2.71 | 0.200 | 0.600 | 0.800 | 0.900 |" in lines
+    assert "at least as accurate as the seed-shaped net (`seed_256`) at 1 px, 3 px, 10 px and less accurate at 5 px." in lines

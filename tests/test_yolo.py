@@ -36,11 +36,12 @@ def test_dataset_yaml_has_identity_flip_map_and_the_heatmap_models_images(pipeli
     lists = yolo.read_image_lists(pipeline_run / "data/yolo/dataset.yaml")
     table = pl.read_parquet(pipeline_run / "data/prepared/keypoints.parquet")
     raw = (pipeline_run / "data/raw").resolve()
-    for split in ("train", "val"):  # train: the train split minus the dev slice, like the heatmap model
+    # like the heatmap model: train on the train split minus the dev slice, select on the dev slice
+    for ours, split in (("train", "train"), ("val", "dev")):
         expected = sorted(table.filter(pl.col("split") == split)["image"].unique().to_list())
-        assert sorted(p.resolve().relative_to(raw).as_posix() for p in lists[split]) == expected
-        assert all(p.is_file() for p in lists[split])
-    assert len(lists["val"]) == 32 and 0 < len(lists["train"]) < 64  # the dev slice is not trained on
+        assert sorted(p.resolve().relative_to(raw).as_posix() for p in lists[ours]) == expected
+        assert all(p.is_file() for p in lists[ours])
+    assert len(lists["train"]) + len(lists["val"]) == 64 and len(lists["val"]) == round(0.1 * 64)
     # Ultralytics' label caches went to a temporary view, not into the fetch stage's output
     assert not list((pipeline_run / "data/raw").rglob("*.cache"))
     assert not (pipeline_run / "runs").exists() and not (pipeline_run / "weights").exists()
@@ -109,8 +110,12 @@ def test_bad_samples_of_the_quality_report_are_left_out(tiny_dataset, tmp_path):
     listed = {p.resolve().relative_to(raw.resolve()).as_posix() for ps in yolo.read_image_lists(path).values() for p in ps}
     assert truncated.relative_to(raw).as_posix() in bad and truncated.relative_to(raw).as_posix() not in listed
     assert unlabelled.relative_to(raw).as_posix() not in listed
-    assert f"hand-keypoints/val/images/{val_label.stem}.jpg" not in listed
-    assert len(listed) == 64 + 32 - 3 - round(0.1 * 62)  # minus the bad ones and the dev slice
+    assert len(listed) == 64 - 2  # train minus the bad ones: train minus dev, and dev for validation
+    assert not any(im.startswith("hand-keypoints/val/") for im in listed)  # the val split stays unseen
+    table = table.with_columns(pl.col("split").replace("dev", "train"))  # no dev slice: val validates
+    path = yolo.write_dataset_yaml(table, report, raw, tmp_path / "no-dev")
+    val_listed = {p.resolve().relative_to(raw.resolve()).as_posix() for p in yolo.read_image_lists(path)["val"]}
+    assert len(val_listed) == 32 - 1 and f"hand-keypoints/val/images/{val_label.stem}.jpg" not in val_listed
     # even a table that still holds a bad sample: the report decides
     also_bad = sorted(listed)[0]
     report["bad"].append({"path": also_bad, "split": "train", "reason": "test"})

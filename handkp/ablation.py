@@ -1,0 +1,60 @@
+"""The accuracy half of the speed ablation: each head variant trained and evaluated on the same
+schedule through `dvc exp run`, the results gathered from `dvc exp show` into one table.
+(The latency half is the `speed` stage.)"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+EXP_PREFIX = "ablation-"
+METRICS_FILE = "reports/metrics/heatmap.json"
+
+
+def exp_run_command(name: str, overrides: dict, target: str = "evaluate") -> list[str]:
+    """`dvc exp run` of one variant: the model section's keys set from ``overrides``."""
+    sets = [arg for key, value in overrides.items() for arg in ("-S", f"model.{key}={value}")]
+    return [sys.executable, "-m", "dvc", "exp", "run", "-f", "-n", f"{EXP_PREFIX}{name}", *sets, target]
+
+
+def _experiments(node: Any) -> Iterator[dict]:
+    """Every experiment record (a dict with ``name`` and ``data``) in `dvc exp show --json`."""
+    if isinstance(node, dict):
+        if isinstance(node.get("name"), str) and isinstance(node.get("data"), dict):
+            yield node
+        for value in node.values():
+            yield from _experiments(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _experiments(value)
+
+
+def collect_results(exp_show: Any, names: list[str]) -> dict[str, dict]:
+    """{variant: {"model": model params, "train": schedule params, "metrics": val metrics}} for the
+    ``ablation-<variant>`` experiments found in parsed `dvc exp show --json` output."""
+    found: dict[str, dict] = {}
+    for exp in _experiments(exp_show):
+        name = exp["name"].removeprefix(EXP_PREFIX)
+        if not exp["name"].startswith(EXP_PREFIX) or name not in names or name in found:
+            continue
+        params = exp["data"].get("params", {}).get("params.yaml", {}).get("data", {})
+        metrics = exp["data"].get("metrics", {}).get(METRICS_FILE, {}).get("data")
+        if metrics:
+            found[name] = {"model": params.get("model", {}), "train": {k: v for k, v in params.get("train", {}).items() if k != "augment"},
+                           "data_source": params.get("data", {}).get("source"), "metrics": metrics}
+    return found
+
+
+def run_ablation(variants: dict[str, dict], out_path: Path, cwd: Path = Path(".")) -> dict[str, dict]:
+    """Runs every variant (in order; put the default last so the workspace ends on it) and
+    writes the gathered table to ``out_path``."""
+    for name, overrides in variants.items():
+        print(f"== ablation: {name} {overrides}", flush=True)
+        subprocess.run(exp_run_command(name, overrides), cwd=cwd, check=True)
+    shown = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=cwd, check=True, capture_output=True, text=True)
+    results = collect_results(json.loads(shown.stdout), list(variants))
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    return results

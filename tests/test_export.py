@@ -1,0 +1,217 @@
+"""ONNX export of the heatmap network: structure and metadata, parity with PyTorch through the
+runtime API on real fixture images, the parity failure path, the export stage, and the
+pipeline's export metrics.
+
+The model here is a small randomly initialised HeatmapNet whose BatchNorm statistics are set from
+a few real images (an untrained net with default running statistics shrinks its activations to
+denormal floats, which makes heatmaps all-zero and PyTorch on CPU very slow)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import polars as pl
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from conftest import REPO, deep_update, run
+from handkp.codec import codec_for_model
+from handkp.dataset import keypoint_table, read_rgb, validate_dataset
+from handkp.export import ExportError, ParityError, check_parity, compare_predictors, export_onnx, split_images
+from handkp.models import build_model
+from handkp.runtime import ONNX_META_CODEC, ONNX_META_KIND, ModelLoadError, load_predictor, normalize_heatmap_input
+
+MODEL_CFG = {"pretrained": "none", "backbone_tail": "full", "head": "deconv", "deconv_layers": 3, "deconv_channels": 16}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """PyTorch's CPU thread pool is pathologically slow on a few contended cores; one thread is enough here."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_val_images(tiny_dataset: Path, n: int = 8) -> list[np.ndarray]:
+    return [read_rgb(p) for p in sorted((tiny_dataset / "hand-keypoints" / "val" / "images").iterdir())[:n]]
+
+
+def make_checkpoint(path: Path, images: list[np.ndarray], model_cfg: dict = MODEL_CFG, seed: int = 0) -> Path:
+    """A checkpoint in the training format (model_config, codec, state_dict) of a random net,
+    BatchNorm statistics taken from ``images``."""
+    torch.manual_seed(seed)
+    model = build_model(model_cfg)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the calibration batch
+    model.train()
+    with torch.no_grad():
+        model(torch.from_numpy(normalize_heatmap_input(np.stack(images))))
+    codec = codec_for_model(model_cfg, {"sigma": 2.0})
+    torch.save({"model_config": model_cfg, "codec": codec.to_dict(), "state_dict": model.eval().state_dict()}, path)
+    return path
+
+
+def make_stage_sandbox(root: Path, tiny_dataset: Path, overrides: dict | None = None) -> Path:
+    """A folder where stage scripts run as in the pipeline: params.yaml (the repo's, with
+    ``overrides``), data/raw (the tiny fixture) and data/prepared/keypoints.parquet."""
+    root.mkdir(parents=True, exist_ok=True)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    (root / "params.yaml").write_text(yaml.safe_dump(deep_update(params, overrides or {}), sort_keys=False))
+    (root / "data").mkdir(exist_ok=True)
+    (root / "data" / "raw").symlink_to(tiny_dataset, target_is_directory=True)
+    raw = root / "data" / "raw"
+    samples, _ = validate_dataset(raw, raw / "hand-keypoints", 224, 1)
+    (root / "data" / "prepared").mkdir()
+    keypoint_table(samples, 0.1, 42).write_parquet(root / "data" / "prepared" / "keypoints.parquet")
+    return root
+
+
+def run_stage(name: str, cwd: Path, check: bool = True):
+    return run([sys.executable, str(REPO / "stages" / f"{name}.py")], cwd, check=check)
+
+
+@pytest.fixture(scope="module")
+def val_images(tiny_dataset):
+    return tiny_val_images(tiny_dataset)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, val_images):
+    """(checkpoint, onnx) of the small model, exported with the defaults."""
+    root = tmp_path_factory.mktemp("export")
+    ckpt = make_checkpoint(root / "best.pt", val_images)
+    return ckpt, export_onnx(ckpt, root / "heatmap.onnx")
+
+
+def test_onnx_file_structure_and_metadata(exported):
+    ckpt, onnx_path = exported
+    proto = onnx.load(str(onnx_path))
+    onnx.checker.check_model(proto)
+    assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    (inp,) = proto.graph.input
+    assert inp.name == "image"
+    assert [d.dim_value for d in inp.type.tensor_type.shape.dim] == [1, 3, 224, 224]
+    assert [d.dim_value for d in proto.graph.output[0].type.tensor_type.shape.dim] == [1, 21, 56, 56]
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta[ONNX_META_KIND] == "heatmap"
+    assert json.loads(meta[ONNX_META_CODEC]) == torch.load(ckpt, weights_only=False)["codec"]
+    assert not any(n.op_type == "BatchNormalization" for n in proto.graph.node)  # folded by the simplifier
+    assert [p.name for p in onnx_path.parent.iterdir() if p.name.startswith(".")] == []  # no temporary left
+    p = load_predictor(onnx_path)
+    assert (p.kind, p.backend, p.codec.heatmap_size) == ("heatmap", "onnxruntime", 56)
+
+
+def test_dynamic_batch_export(exported, val_images, tmp_path):
+    ckpt, _ = exported
+    path = export_onnx(ckpt, tmp_path / "dyn.onnx", opset=18, dynamic_batch=True)
+    dim0 = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim[0]
+    assert dim0.dim_param == "batch" and not dim0.dim_value
+    p = load_predictor(path)
+    assert p.run.fixed_batch is None
+    x = np.concatenate([p.preprocess(im)[0] for im in val_images[:3]])
+    assert p.infer(x).shape == (3, 21, 56, 56)
+
+
+def test_runtime_api_gives_the_same_keypoints_on_torch_and_onnxruntime(exported, val_images):
+    ckpt, onnx_path = exported
+    ref, dep = load_predictor(ckpt, "torch"), load_predictor(onnx_path, "onnxruntime")
+    for image in val_images:
+        a, b = ref.predict(image), dep.predict(image)
+        assert a.found and b.found
+        np.testing.assert_allclose(b.keypoints, a.keypoints, atol=0.25)  # px
+        np.testing.assert_allclose(b.scores, a.scores, rtol=1e-3, atol=1e-5)
+    metrics = compare_predictors(ref, dep, val_images, min_score=0.0)
+    assert metrics["n_images"] == len(val_images) and metrics["n_keypoints"] == 21 * len(val_images)
+    assert metrics["n_confident_keypoints"] == metrics["n_keypoints"]
+    assert 0 < metrics["heatmap_max_abs_diff"] < 1e-4 and metrics["heatmap_max_rel_diff"] < 1e-3
+    assert metrics["keypoint_max_diff_px"] < 0.25
+    check_parity(metrics, tolerance_heatmap=1e-3, tolerance_px=0.5)  # passes
+
+
+def test_parity_failure_is_a_clear_error(exported, val_images, tmp_path):
+    ckpt, onnx_path = exported
+    ref, dep = load_predictor(ckpt, "torch"), load_predictor(onnx_path, "onnxruntime")
+    metrics = compare_predictors(ref, dep, val_images[:2], min_score=0.0)
+    with pytest.raises(ParityError, match=r"tolerance_heatmap 0\b"):
+        check_parity(metrics, tolerance_heatmap=0.0, tolerance_px=0.5)
+
+    # A deliberately broken export: the final layer's bias shifted by 0.5 for one keypoint.
+    proto = onnx.load(str(onnx_path))
+    biases = [t for t in proto.graph.initializer if tuple(t.dims) == (21,)]
+    assert biases, "expected the final conv's (21,) bias among the initializers"
+    values = onnx.numpy_helper.to_array(biases[-1]).copy()
+    values[3] += 0.5
+    biases[-1].CopyFrom(onnx.numpy_helper.from_array(values, biases[-1].name))
+    broken = tmp_path / "broken.onnx"
+    onnx.save(proto, str(broken))
+    bad = compare_predictors(ref, load_predictor(broken), val_images[:2], min_score=0.0)
+    assert bad["heatmap_max_abs_diff"] == pytest.approx(0.5, abs=1e-3)
+    with pytest.raises(ParityError, match="max abs heatmap difference 0.5"):
+        check_parity(bad, tolerance_heatmap=1e-3, tolerance_px=0.5)
+
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(onnx_path.read_bytes()[:5000])
+    with pytest.raises(ModelLoadError, match="truncated.onnx"):
+        load_predictor(truncated)
+
+
+def test_export_refuses_bad_inputs(tmp_path, exported):
+    not_a_checkpoint = tmp_path / "x.pt"
+    not_a_checkpoint.write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelLoadError, match="x.pt"):
+        export_onnx(not_a_checkpoint, tmp_path / "x.onnx")
+    with pytest.raises(ExportError, match="opset"):
+        export_onnx(exported[0], tmp_path / "y.onnx", opset=13)
+    assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "y.onnx").exists()
+
+
+def test_export_stage_fails_without_output_when_parity_is_worse_than_the_tolerance(tmp_path, tiny_dataset, exported):
+    overrides = {"export": {"parity_images": 4, "tolerance_heatmap": 0.0}}
+    sandbox = make_stage_sandbox(tmp_path / "s", tiny_dataset, overrides)
+    (sandbox / "models" / "heatmap").mkdir(parents=True)
+    (sandbox / "models" / "heatmap" / "best.pt").write_bytes(exported[0].read_bytes())
+    proc = run_stage("export", sandbox, check=False)
+    assert proc.returncode != 0
+    assert "export failed" in proc.stderr and "export.tolerance_heatmap 0" in proc.stderr
+    assert not (sandbox / "models" / "heatmap.onnx").exists()
+    assert sorted(p.name for p in (sandbox / "models").iterdir()) == ["heatmap"]  # no temporary left
+    metrics = json.loads((sandbox / "reports/metrics/export.json").read_text())  # kept for diagnosis
+    assert metrics["n_images"] == 4 and metrics["heatmap_max_abs_diff"] > 0
+
+    # The same stage with the default tolerances passes and writes the ONNX file.
+    params = yaml.safe_load((sandbox / "params.yaml").read_text())
+    params["export"]["tolerance_heatmap"] = 1e-3
+    (sandbox / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run_stage("export", sandbox)
+    assert load_predictor(sandbox / "models" / "heatmap.onnx").kind == "heatmap"
+
+
+def test_split_images_reads_real_val_images(tmp_path, tiny_dataset):
+    sandbox = make_stage_sandbox(tmp_path / "s", tiny_dataset)
+    table = pl.read_parquet(sandbox / "data/prepared/keypoints.parquet")
+    images = split_images(table, sandbox / "data/raw", "val", 3)
+    assert len(images) == 3 and all(im.shape == (224, 224, 3) and im.dtype == np.uint8 for im in images)
+    assert len(split_images(table, sandbox / "data/raw", "val", 0)) == 32
+    with pytest.raises(ValueError, match="no 'test' images"):
+        split_images(table, sandbox / "data/raw", "test")
+
+
+# ---- the pipeline's export ------------------------------------------------------------------------
+def test_pipeline_export_metrics(pipeline_run):
+    params = yaml.safe_load((pipeline_run / "params.yaml").read_text())["export"]
+    metrics = json.loads((pipeline_run / "reports/metrics/export.json").read_text())
+    assert metrics["n_images"] == min(params["parity_images"] or 32, 32)
+    assert metrics["opset"] >= 17 and metrics["onnx_size_mb"] > 1
+    assert metrics["heatmap_max_abs_diff"] <= params["tolerance_heatmap"]
+    assert metrics["keypoint_max_diff_px_confident"] <= params["tolerance_px"]
+    p = load_predictor(pipeline_run / "models/heatmap.onnx")
+    assert p.kind == "heatmap" and p.codec.to_dict() == torch.load(
+        pipeline_run / "models/heatmap/best.pt", weights_only=False)["codec"]

@@ -55,6 +55,9 @@ class HeatmapNet(nn.Module):
         if backbone_tail not in TAILS:
             raise ValueError(f"unknown model.backbone_tail '{backbone_tail}', expected one of {TAILS}")
         features = mobilenet_v3_large(weights=None).features
+        for layer in features.modules():  # torchvision's 0.01 lags far behind a short or from-scratch training
+            if isinstance(layer, nn.BatchNorm2d):
+                layer.momentum = 0.1
         # "light" drops the final 1×1 expansion 160 -> 960 channels, the widest layer of the net.
         self.backbone = features if backbone_tail == "full" else features[:-1]
         channels = 960 if backbone_tail == "full" else 160

@@ -497,7 +497,7 @@ def describe_setup(data: ReportData) -> list[str]:
         data_flat = {
             k: v
             for k, v in _flatten(data.params.get("data")).items()
-            if not any(w in k.lower() for w in ("url", "sha", "md5", "path", "dir"))
+            if not any(w in k.lower() for w in ("source", "url", "sha", "md5", "path", "dir"))
         }
         extra = f"; `data`: {_key_values(data_flat, set())}" if data_flat else ""
         lines.append(f"Data (`{_posix(data.paths.ground_truth)}`): {split_text}{extra}.")

@@ -106,6 +106,7 @@ class OnnxRuntimeBackend:
     def __init__(self, path: Path, device: str, threads: int = 0):
         import onnxruntime as ort
 
+        self.path = Path(path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.add_session_config_entry("session.set_denormal_as_zero", "1")  # as TorchBackend: no slow denormals
@@ -119,6 +120,10 @@ class OnnxRuntimeBackend:
         self.input_name = self.session.get_inputs()[0].name
         batch = self.session.get_inputs()[0].shape[0]
         self.fixed_batch = batch if isinstance(batch, int) else None
+
+    def model_kind(self) -> tuple[str, HeatmapCodec | None, int]:
+        side = self.session.get_inputs()[0].shape[-1]
+        return model_kind(self.session.get_modelmeta().custom_metadata_map, side if isinstance(side, int) else None, self.path)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if self.fixed_batch and x.shape[0] != self.fixed_batch:
@@ -185,22 +190,19 @@ def _load_torch_checkpoint(path: Path, device: str) -> Predictor:
     return Predictor("heatmap", "torch", TorchBackend(model, device), codec, codec.input_size)
 
 
-def onnx_model_kind(path: Path) -> tuple[str, HeatmapCodec | None, int]:
-    """(kind, codec or None, input size) from an ONNX file's metadata."""
-    import onnx
-
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as err:
-        raise ModelLoadError(f"{path}: not a readable ONNX file ({err})") from err
-    meta = {p.key: p.value for p in model.metadata_props}
-    size = model.graph.input[0].type.tensor_type.shape.dim[-1].dim_value or IMAGE_SIZE
+def model_kind(meta: dict[str, str], input_side: int | None, path: Path) -> tuple[str, HeatmapCodec | None, int]:
+    """(kind, codec or None, input size) from an ONNX model's metadata map."""
     if ONNX_META_KIND in meta:
         codec = HeatmapCodec(**json.loads(meta[ONNX_META_CODEC]))
         return meta[ONNX_META_KIND], codec, codec.input_size
     if meta.get("task") == "pose":
-        return "yolo", None, size
+        return "yolo", None, input_side or IMAGE_SIZE
     raise ModelLoadError(f"{path}: ONNX file without handkp or Ultralytics pose metadata; export it with this project")
+
+
+def onnx_model_kind(path: Path) -> tuple[str, HeatmapCodec | None, int]:
+    """(kind, codec or None, input size) of an ONNX file, read through ONNX Runtime (no onnx package needed)."""
+    return OnnxRuntimeBackend(path, "cpu").model_kind()
 
 
 def load_predictor(model_path: str | Path, backend: str = "auto", device: str = "cpu", threads: int = 0) -> Predictor:
@@ -221,8 +223,9 @@ def load_predictor(model_path: str | Path, backend: str = "auto", device: str = 
     if backend == "onnxruntime":
         if suffix != ".onnx":
             raise ModelLoadError(f"{path}: the onnxruntime backend runs an .onnx file, not a {suffix} file")
-        kind, codec, size = onnx_model_kind(path)
-        return Predictor(kind, "onnxruntime", OnnxRuntimeBackend(path, device, threads), codec, size)
+        backend_run = OnnxRuntimeBackend(path, device, threads)
+        kind, codec, size = backend_run.model_kind()
+        return Predictor(kind, "onnxruntime", backend_run, codec, size)
     from .tensorrt import load_tensorrt_predictor
 
     return load_tensorrt_predictor(path, device)

@@ -4,6 +4,7 @@ logging, model selection on the dev slice, DDP through torchrun."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -116,12 +117,31 @@ class TrainConfig:
     num_workers: int
     device: str
     select_metric: str
+    bn_recalibration_batches: int
     augment: dict
     compile: bool = False
 
     @classmethod
     def from_params(cls, section: dict) -> "TrainConfig":
         return cls(**section)
+
+
+def recalibrate_batchnorm(model: nn.Module, batches, device: torch.device) -> None:
+    """Precise BN: recomputes every BatchNorm's running statistics as the exact average over
+    ``batches`` of (N, 3, S, S) inputs for the model's current weights (EMA weights with
+    averaged running statistics would not match). Leaves the model in eval mode."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [bn.momentum for bn in norms]
+    for bn in norms:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average
+    model.train()
+    with torch.no_grad():
+        for x in batches:
+            model(x.to(device, non_blocking=True))
+    for bn, momentum in zip(norms, momenta):
+        bn.momentum = momentum
+    model.eval()
 
 
 def resolve_device(name: str) -> torch.device:
@@ -248,12 +268,14 @@ def train(params: dict, table_path: Path, raw_root: Path, out_dir: Path, ckpt_di
         throughput = seen / (time.perf_counter() - t0)
         if main:
             eval_model.load_state_dict(ema.state)
+            calibration = (x for x, _, _ in itertools.islice(iter(train_loader), cfg.bn_recalibration_batches))
+            recalibrate_batchnorm(eval_model, calibration, device)
             kp = evaluate_heatmaps(eval_model, dev_loader, codec, device, cuda)
-            pred = pl.DataFrame({
+            dev_pred = pl.DataFrame({
                 "image": np.repeat(dev_images, kp.shape[1]), "keypoint": np.tile(np.arange(kp.shape[1]), len(dev_images)),
                 "x": kp[..., 0].ravel(), "y": kp[..., 1].ravel(),
             })
-            dev_metrics, _, _ = compute_metrics(dev_gt, pred)
+            dev_metrics, _, _ = compute_metrics(dev_gt, dev_pred)
             live.log_metric("train/loss", loss_sum / max(1, seen // world))
             live.log_metric("train/lr", optimizer.param_groups[0]["lr"])
             live.log_metric("train/images_per_s", throughput)
@@ -262,7 +284,7 @@ def train(params: dict, table_path: Path, raw_root: Path, out_dir: Path, ckpt_di
             score = dev_metrics[cfg.select_metric]
             if score > best["score"]:
                 best = {"score": score, "epoch": epoch, "metrics": dev_metrics}
-                torch.save({"model_config": params["model"], "codec": codec.to_dict(), "state_dict": {k: v.cpu() for k, v in ema.state.items()},
+                torch.save({"model_config": params["model"], "codec": codec.to_dict(), "state_dict": {k: v.cpu() for k, v in eval_model.state_dict().items()},
                             "epoch": epoch, "dev_metrics": dev_metrics, "params": run_params}, ckpt_dir / "best.pt.tmp")
                 os.replace(ckpt_dir / "best.pt.tmp", ckpt_dir / "best.pt")
             torch.save({"fingerprint": fp, "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),

@@ -10,8 +10,6 @@ real trtexec log and writes a stand-in engine (no GPU here). The same stand-in p
 from __future__ import annotations
 
 import json
-import os
-import pwd
 import shutil
 from pathlib import Path
 
@@ -29,7 +27,7 @@ from handkp.tensorrt import load_tensorrt_predictor, sidecar_path, tensorrt_unav
 from test_export import (  # noqa: F401  (one_torch_thread is an autouse fixture)
     make_checkpoint, make_stage_sandbox, one_torch_thread, run_stage, tiny_val_images,
 )
-from test_remote import LOG_8X, LOG_10_9, SSHD, STANDIN_TRTEXEC, SshWorld, needs_sshd
+from test_remote import LOG_8X, LOG_10_9, STANDIN_TRTEXEC, SshWorld, needs_sshd, ssh_world  # noqa: F401  (ssh_world: the real sshd fixture)
 
 METRIC_KEYS = {"pck_1px", "pck_3px", "pck_5px", "pck_7px", "pck_10px", "auc_0_15px", "epe_mean_px",
                "epe_median_px", "n_images", "n_keypoints", "missed_images"}
@@ -157,20 +155,6 @@ def test_failed_engine_build_leaves_no_partial_engine(tmp_path, heatmap_onnx):
 
 
 # ============================================================================ jetson target, real sshd
-
-@pytest.fixture(scope="module")
-def ssh_world(tmp_path_factory):
-    if SSHD is None:
-        pytest.skip("OpenSSH server not installed (`sshd` missing)")
-    try:
-        pwd.getpwuid(os.geteuid())
-    except KeyError:
-        pytest.skip("the current uid has no passwd entry, so sshd cannot log it in")
-    world = SshWorld(tmp_path_factory.mktemp("ssh-deploy"))
-    try:
-        yield world
-    finally:
-        world.stop_all()
 
 
 def jetson_params(world: SshWorld, remote_dir: Path, **overrides) -> dict:

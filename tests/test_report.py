@@ -326,7 +326,7 @@ def speed_fixture(tmp: Path, default_ratio: float) -> report.ReportPaths:
 def test_speed_section_judges_the_default_against_yolo(tmp_path, ratio, verdict):
     data = report.load_report_data(speed_fixture(tmp_path, ratio))
     lines = "\n".join(report.speed_section(data))
-    assert f"`light_bilinear_96` (default)" in lines
+    assert "`light_bilinear_96` (default)" in lines
     assert f"{ratio:.2f}× YOLO, which {verdict} the ≤ 0.6× target" in lines
     assert "| `seed_256` | full | deconv | 3 | 256 | 9.0 | 1451.2 | 19.00 | 21.00 | 2.71 | 0.200 | 0.600 | 0.800 | 0.900 |" in lines
     assert "at least as accurate as the seed-shaped net (`seed_256`) at 1 px, 3 px, 10 px and less accurate at 5 px." in lines

@@ -287,7 +287,7 @@ def test_corrupt_model_and_mismatch(tmp_path, clip, model_files, capsys):
     broken = tmp_path / "broken.onnx"
     broken.write_bytes(model_files["onnx"].read_bytes()[:4096])
     cases = [
-        (["--model", str(broken)], "not a readable ONNX file"),
+        (["--model", str(broken)], "ONNX Runtime cannot load this model"),
         (["--model", str(tmp_path / "missing.onnx")], "model file not found"),
         (["--model", str(model_files["onnx"]), "--backend", "torch"], "torch backend runs a .pt checkpoint"),
     ]

@@ -16,7 +16,7 @@ METRICS_FILE = "reports/metrics/heatmap.json"
 def exp_run_command(name: str, overrides: dict, target: str = "evaluate") -> list[str]:
     """`dvc exp run` of one variant: the model section's keys set from ``overrides``."""
     sets = [arg for key, value in overrides.items() for arg in ("-S", f"model.{key}={value}")]
-    return [sys.executable, "-m", "dvc", "exp", "run", "-f", "-n", f"{EXP_PREFIX}{name}", *sets, target]
+    return [sys.executable, "-m", "dvc", "exp", "run", "-n", f"{EXP_PREFIX}{name}", *sets, target]
 
 
 def _experiments(node: Any) -> Iterator[dict]:
@@ -48,8 +48,10 @@ def collect_results(exp_show: Any, names: list[str]) -> dict[str, dict]:
 
 
 def run_ablation(variants: dict[str, dict], out_path: Path, cwd: Path = Path(".")) -> dict[str, dict]:
-    """Runs every variant (in order; put the default last so the workspace ends on it) and
-    writes the gathered table to ``out_path``."""
+    """Runs every variant in order and writes the gathered table to ``out_path``. The
+    workspace ends with the last variant's params and outputs (`dvc exp apply` or
+    `git checkout params.yaml dvc.lock && dvc checkout` brings another back); a variant whose
+    params are the workspace's own is an instant, cached run, so list the default first."""
     for name, overrides in variants.items():
         print(f"== ablation: {name} {overrides}", flush=True)
         subprocess.run(exp_run_command(name, overrides), cwd=cwd, check=True)

@@ -103,12 +103,6 @@ class SourceError(LiveError):
     exit_code = EXIT_SOURCE
 
 
-class SourceLost(LiveError):
-    """The source failed mid-stream."""
-
-    exit_code = EXIT_SOURCE_LOST
-
-
 class DisplayError(LiveError):
     """A window was asked for but cannot be opened."""
 

@@ -121,10 +121,6 @@ class TrainConfig:
     augment: dict
     compile: bool = False
 
-    @classmethod
-    def from_params(cls, section: dict) -> "TrainConfig":
-        return cls(**section)
-
 
 def recalibrate_batchnorm(model: nn.Module, batches, device: torch.device) -> None:
     """Precise BN: recomputes every BatchNorm's running statistics as the exact average over
@@ -171,7 +167,7 @@ def train(params: dict, table_path: Path, raw_root: Path, out_dir: Path, ckpt_di
     Returns the best dev metrics."""
     from dvclive import Live
 
-    cfg = TrainConfig.from_params(params["train"])
+    cfg = TrainConfig(**params["train"])
     world, rank, local_rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0))
     device = resolve_device(cfg.device)
     if world > 1:

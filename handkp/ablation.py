@@ -19,6 +19,11 @@ def exp_run_command(name: str, overrides: dict, target: str = "evaluate") -> lis
     return [sys.executable, "-m", "dvc", "exp", "run", "-n", f"{EXP_PREFIX}{name}", *sets, target]
 
 
+def exp_remove_command(name: str) -> list[str]:
+    """`dvc exp remove` of one variant's experiment (on the current commit)."""
+    return [sys.executable, "-m", "dvc", "exp", "remove", f"{EXP_PREFIX}{name}"]
+
+
 def _experiments(node: Any) -> Iterator[dict]:
     """Every experiment record (a dict with ``name`` and ``data``) in `dvc exp show --json`."""
     if isinstance(node, dict):
@@ -48,15 +53,22 @@ def collect_results(exp_show: Any, names: list[str]) -> dict[str, dict]:
 
 
 def run_ablation(variants: dict[str, dict], out_path: Path, cwd: Path = Path(".")) -> dict[str, dict]:
-    """Runs every variant in order and writes the gathered table to ``out_path``. The
+    """Runs every variant in order and writes their rows into the table at ``out_path`` (rows of
+    other variants already there are kept; each row holds the params it was trained with). The
     workspace ends with the last variant's params and outputs (`dvc exp apply` or
     `git checkout params.yaml dvc.lock && dvc checkout` brings another back); a variant whose
-    params are the workspace's own is an instant, cached run, so list the default first."""
+    params are the workspace's own is an instant, cached run, so list the default first. Running
+    a variant again replaces its experiment."""
     for name, overrides in variants.items():
         print(f"== ablation: {name} {overrides}", flush=True)
+        # A rerun replaces the variant's earlier experiment (DVC refuses a second one of that
+        # name). With no earlier one there is nothing to remove.
+        subprocess.run(exp_remove_command(name), cwd=cwd, check=False, capture_output=True)
         subprocess.run(exp_run_command(name, overrides), cwd=cwd, check=True)
     shown = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=cwd, check=True, capture_output=True, text=True)
     results = collect_results(json.loads(shown.stdout), list(variants))
+    earlier = json.loads(out_path.read_text()) if out_path.is_file() else {}
+    table = {**earlier, **results}  # rows of variants not run now stay, each with its own params
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    out_path.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
     return results

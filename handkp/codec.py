@@ -11,6 +11,7 @@ log-heatmap for the sub-cell offset, its derivatives from a weighted quadratic f
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -55,8 +56,9 @@ class HeatmapCodec:
         hm = np.asarray(heatmaps, dtype=np.float32)
         n, k, h, w = hm.shape
         flat = hm.reshape(n * k, h, w)
-        idx = flat.reshape(n * k, -1).argmax(axis=1)
-        scores = flat.reshape(n * k, -1).max(axis=1)
+        cells = hm.reshape(n * k, h * w)
+        idx = cells.argmax(axis=1)
+        scores = np.take_along_axis(cells, idx[:, None], axis=1)[:, 0]
         py, px = np.divmod(idx, w)
         offsets = self._dark_offsets(flat, px, py)
         coords = np.stack([px, py], axis=1).astype(np.float64) + offsets
@@ -71,18 +73,16 @@ class HeatmapCodec:
         so peaks at the border need no padding), and the offset is that quadratic's maximum:
         DARK's Newton step, with the window fit doing the smoothing. Exact for a Gaussian."""
         m, h, w = flat.shape
-        r = max(2, int(round(self.sigma)))
-        d = np.arange(-r, r + 1)
-        dy, dx = np.meshgrid(d, d, indexing="ij")
-        dx, dy = dx.ravel().astype(np.float64), dy.ravel().astype(np.float64)  # (S,)
-        xs, ys = px[:, None] + dx[None, :].astype(int), py[:, None] + dy[None, :].astype(int)  # (M, S)
+        dx, dy, design, design_outer = _quadratic_window(max(2, int(round(self.sigma))))
+        xs, ys = px[:, None] + dx, py[:, None] + dy  # (M, S) cell indices of each window
         inside = (xs >= 0) & (xs < w) & (ys >= 0) & (ys < h)
-        vals = flat[np.arange(m)[:, None], ys.clip(0, h - 1), xs.clip(0, w - 1)].astype(np.float64)
+        cells = ys.clip(0, h - 1) * w + xs.clip(0, w - 1)
+        vals = np.take_along_axis(flat.reshape(m, h * w), cells, axis=1).astype(np.float64)
         weights = np.where(inside, np.maximum(vals, 0.0), 0.0)
         logs = np.log(np.maximum(vals, 1e-10))
-        design = np.stack([np.ones_like(dx), dx, dy, dx * dx, dy * dy, dx * dy], axis=1)  # (S, 6)
-        ata = np.einsum("ms,si,sj->mij", weights, design, design) + 1e-9 * np.eye(6)
-        atb = np.einsum("ms,si,ms->mi", weights, design, logs)
+        # Normal equations of the weighted fit: AᵀWA (M, 6, 6) and AᵀW·log (M, 6).
+        ata = (weights @ design_outer).reshape(m, 6, 6) + 1e-9 * np.eye(6)
+        atb = (weights * logs) @ design
         _, bx, by, axx, ayy, axy = np.linalg.solve(ata, atb[..., None])[..., 0].T
         hxx, hyy, hxy = 2 * axx, 2 * ayy, axy
         det = hxx * hyy - hxy**2
@@ -93,6 +93,17 @@ class HeatmapCodec:
         oy = -(hxx * by - hxy * bx) / safe
         offsets = np.stack([ox, oy], axis=1) * concave[:, None]
         return np.clip(offsets, -1.0, 1.0)
+
+
+@functools.lru_cache(maxsize=8)
+def _quadratic_window(r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The (2r+1)² fitting window: integer offsets dx, dy (S,), the design matrix A (S, 6) of
+    the quadratic 1, x, y, x², y², xy, and its row outer products (S, 36)."""
+    d = np.arange(-r, r + 1)
+    dy, dx = (a.ravel() for a in np.meshgrid(d, d, indexing="ij"))
+    fx, fy = dx.astype(np.float64), dy.astype(np.float64)
+    design = np.stack([np.ones_like(fx), fx, fy, fx * fx, fy * fy, fx * fy], axis=1)
+    return dx, dy, design, np.einsum("si,sj->sij", design, design).reshape(-1, 36)
 
 
 def codec_for_model(model_cfg: dict, codec_cfg: dict, input_size: int = 224) -> HeatmapCodec:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .runtime import ONNX_META_CODEC, ONNX_META_KIND, ModelLoadError, Predictor, _load_torch_checkpoint
+from .runtime import INPUT_RGB_PIXELS, ONNX_META_CODEC, ONNX_META_INPUT, ONNX_META_KIND, ModelLoadError, Predictor, _load_torch_checkpoint
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "heatmaps"
@@ -39,9 +39,10 @@ def export_onnx(checkpoint_path: str | Path, onnx_path: str | Path, opset: int =
                 dynamic_batch: bool = False, simplify: bool = True) -> Path:
     """A handkp heatmap checkpoint (``models/heatmap/best.pt``) -> an ONNX file.
 
-    Input ``image`` (1, 3, S, S) float32 (batch ``batch`` when ``dynamic_batch``), output
-    ``heatmaps`` (1, 21, H, H); simplified with onnxsim when ``simplify``; metadata props
-    ``handkp_kind``, ``handkp_codec`` and ``handkp_model_config``. Written atomically (a
+    Input ``image`` (1, 3, S, S) float32 RGB pixel values 0–255 (batch ``batch`` when
+    ``dynamic_batch``; the graph normalises them), output ``heatmaps`` (1, 21, H, H); simplified
+    with onnxsim when ``simplify``; metadata props ``handkp_kind``, ``handkp_codec``,
+    ``handkp_input`` and ``handkp_model_config``. Written atomically (a
     temporary file beside ``onnx_path``, renamed when complete). Returns ``onnx_path``."""
     import onnx
     import torch
@@ -73,7 +74,7 @@ def export_onnx(checkpoint_path: str | Path, onnx_path: str | Path, opset: int =
         if simplify:
             proto = _simplify(proto, checkpoint_path)
         del proto.metadata_props[:]
-        for key, value in ((ONNX_META_KIND, "heatmap"), (ONNX_META_CODEC, json.dumps(codec.to_dict())),
+        for key, value in ((ONNX_META_KIND, "heatmap"), (ONNX_META_CODEC, json.dumps(codec.to_dict())), (ONNX_META_INPUT, INPUT_RGB_PIXELS),
                            (ONNX_META_MODEL_CONFIG, json.dumps(model_config, sort_keys=True))):
             prop = proto.metadata_props.add()
             prop.key, prop.value = key, value

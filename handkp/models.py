@@ -13,6 +13,8 @@ from .keypoints import NUM_KEYPOINTS
 
 HEADS = ("deconv", "dw_deconv", "bilinear_dw")
 TAILS = ("full", "light")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # RGB, of pixel values / 255
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class PretrainedWeightsError(RuntimeError):
@@ -21,6 +23,32 @@ class PretrainedWeightsError(RuntimeError):
 
 def _bn_relu(channels: int) -> list[nn.Module]:
     return [nn.BatchNorm2d(channels), nn.ReLU(inplace=True)]
+
+
+class PixelStemConv(nn.Conv2d):
+    """MobileNetV3's stem convolution on RGB pixel values 0–255 (float or uint8): the ImageNet
+    normalisation ``(x / 255 - mean) / std`` is folded into its weights and a bias at every call,
+    so an export holds one plain Conv (the folding is constant) and pre-processing is only a
+    transpose and a cast. Its zero padding is black pixels. Same parameters as the Conv2d it
+    replaces, so ImageNet weights load unchanged."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Constants of the input convention, not weights: kept out of the state dict.
+        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255, persistent=False)
+        self.register_buffer("pixel_scale", 1 / (torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255), persistent=False)
+
+    @classmethod
+    def like(cls, conv: nn.Conv2d) -> "PixelStemConv":
+        """A PixelStemConv with ``conv``'s shape and hyper-parameters (fresh weights)."""
+        return cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                   conv.dilation, conv.groups, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) pixels 0–255 -> (N, C, H', W') as the original conv on normalised input."""
+        weight = self.weight * self.pixel_scale  # (C, 3, k, k): scaled per input channel
+        bias = -(weight * self.pixel_mean).sum(dim=(1, 2, 3))  # (C,): the mean's contribution
+        return nn.functional.conv2d(x.float(), weight, bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 def upsample_block(kind: str, in_ch: int, out_ch: int) -> nn.Sequential:
@@ -47,14 +75,17 @@ def upsample_block(kind: str, in_ch: int, out_ch: int) -> nn.Sequential:
 
 
 class HeatmapNet(nn.Module):
-    """(N, 3, 224, 224) normalised RGB -> (N, 21, S, S) heatmaps with S = 224 / 32 × 2^deconv_layers
-    (3 layers: 56×56, stride 4; 2: 28×28, stride 8; 4: 112×112, stride 2)."""
+    """(N, 3, 224, 224) RGB pixel values 0–255 (float32 or uint8) -> (N, 21, S, S) heatmaps with
+    S = 224 / 32 × 2^deconv_layers (3 layers: 56×56, stride 4; 2: 28×28, stride 8; 4: 112×112, stride 2).
+
+    The stem convolution takes the pixels (``PixelStemConv``), so no runtime normalises images."""
 
     def __init__(self, deconv_layers: int = 3, deconv_channels: int = 256, head: str = "deconv", backbone_tail: str = "full"):
         super().__init__()
         if backbone_tail not in TAILS:
             raise ValueError(f"unknown model.backbone_tail '{backbone_tail}', expected one of {TAILS}")
         features = mobilenet_v3_large(weights=None).features
+        features[0][0] = PixelStemConv.like(features[0][0])
         for layer in features.modules():  # torchvision's 0.01 lags far behind a short or from-scratch training
             if isinstance(layer, nn.BatchNorm2d):
                 layer.momentum = 0.1

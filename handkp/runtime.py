@@ -16,11 +16,11 @@ import numpy as np
 from .codec import HeatmapCodec
 from .keypoints import IMAGE_SIZE
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 ONNX_META_KIND = "handkp_kind"  # ONNX metadata keys written by our export
 ONNX_META_CODEC = "handkp_codec"
+ONNX_META_INPUT = "handkp_input"  # the input convention of a heatmap export
+INPUT_RGB_PIXELS = "rgb_pixels_0_255"  # (N, 3, S, S) float32 RGB pixel values, normalised in the graph
 
 
 class ModelLoadError(RuntimeError):
@@ -65,23 +65,16 @@ def letterbox(image: np.ndarray, size: int, pad_value: tuple[int, int, int]) -> 
     return out, Letterbox(nw / w, float(px), float(py))
 
 
-# (3, 256): the normalised value of every uint8 level, per channel.
-_HEATMAP_INPUT_LUT = ((np.arange(256, dtype=np.float32)[None, :] / 255.0 - IMAGENET_MEAN[:, None]) / IMAGENET_STD[:, None]).astype(np.float32)
+def rgb_to_nchw(rgb: np.ndarray) -> np.ndarray:
+    """(…, H, W, 3) uint8 RGB -> (…, 3, H, W) float32 pixel values 0–255: the heatmap network's
+    input (it normalises them itself, see ``handkp.models.HeatmapNet``)."""
+    return np.moveaxis(rgb, -1, -3).astype(np.float32, order="C")
 
 
-def normalize_heatmap_input(rgb: np.ndarray) -> np.ndarray:
-    """(…, H, W, 3) uint8 RGB -> (…, 3, H, W) float32, ImageNet-normalised (the heatmap net's
-    input): ``(rgb / 255 - mean) / std``, by table look-up (3× faster than the arithmetic)."""
-    chw = np.ascontiguousarray(np.moveaxis(rgb, -1, -3))
-    out = np.empty(chw.shape, np.float32)
-    for c in range(3):
-        np.take(_HEATMAP_INPUT_LUT[c], chw[..., c, :, :], out=out[..., c, :, :])
-    return out
-
-
-def normalize_yolo_input(rgb: np.ndarray) -> np.ndarray:
+def yolo_input(rgb: np.ndarray) -> np.ndarray:
     """(…, H, W, 3) uint8 RGB -> (…, 3, H, W) float32 in [0, 1] (Ultralytics' input)."""
-    return np.ascontiguousarray(np.moveaxis(rgb.astype(np.float32) / 255.0, -1, -3))
+    x = rgb_to_nchw(rgb)
+    return np.divide(x, 255.0, out=x)
 
 
 class TorchBackend:
@@ -141,14 +134,14 @@ class Predictor:
     def __init__(self, kind: str, backend_name: str, run, codec: HeatmapCodec | None = None, input_size: int = IMAGE_SIZE):
         self.kind, self.backend, self.run, self.codec, self.input_size = kind, backend_name, run, codec, input_size
         self.pad_value = (124, 116, 104) if kind == "heatmap" else (114, 114, 114)
-        self.normalize = normalize_heatmap_input if kind == "heatmap" else normalize_yolo_input
+        self.to_input = rgb_to_nchw if kind == "heatmap" else yolo_input
 
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """RGB uint8 (H, W, 3) -> (1, 3, S, S) float32 and the transform back to image px."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
         boxed, box = letterbox(image, self.input_size, self.pad_value)
-        return self.normalize(boxed)[None], box
+        return self.to_input(boxed)[None], box
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         """The model alone: (N, 3, S, S) float32 -> raw outputs."""
@@ -193,6 +186,9 @@ def _load_torch_checkpoint(path: Path, device: str) -> Predictor:
 def model_kind(meta: dict[str, str], input_side: int | None, path: Path) -> tuple[str, HeatmapCodec | None, int]:
     """(kind, codec or None, input size) from an ONNX model's metadata map."""
     if ONNX_META_KIND in meta:
+        if meta.get(ONNX_META_INPUT) != INPUT_RGB_PIXELS:
+            raise ModelLoadError(f"{path}: exported by an older handkp (ImageNet-normalised input, no '{ONNX_META_INPUT}' "
+                                 "metadata); export it again from its checkpoint (dvc repro export)")
         codec = HeatmapCodec(**json.loads(meta[ONNX_META_CODEC]))
         return meta[ONNX_META_KIND], codec, codec.input_size
     if meta.get("task") == "pose":

@@ -50,7 +50,7 @@ def export_variant(model_cfg: dict, codec_cfg: dict, onnx_path: Path, seed: int 
     model.train()
     with torch.no_grad():  # BatchNorm statistics of real scale: untrained ones give denormal activations, slow on CPU
         for _ in range(3):
-            model(torch.randn(8, 3, 224, 224))
+            model(torch.rand(8, 3, 224, 224) * 255)
     model.eval()
     codec = codec_for_model(model_cfg, codec_cfg)
     ckpt = Path(onnx_path).with_suffix(".pt")

@@ -26,11 +26,10 @@ from .codec import HeatmapCodec, codec_for_model
 from .dataset import read_rgb, split_arrays
 from .metrics import compute_metrics
 from .models import build_model, load_backbone_weights
-from .runtime import normalize_heatmap_input
 
 
 class HeatmapDataset(Dataset):
-    """Images of one split with their heatmap targets. Item: x (3, S, S) float32 normalised,
+    """Images of one split with their heatmap targets. Item: x (3, S, S) uint8 RGB pixels,
     heatmaps (K, H, H) float32, weights (K,) float32. Augmentation is seeded by
     (seed, epoch, index), so a run is the same whatever the number of loader workers."""
 
@@ -47,7 +46,7 @@ class HeatmapDataset(Dataset):
         if self.aug is not None:
             image, kp = augment(image, kp, self.aug, np.random.default_rng([self.seed, self.epoch, i]))
         heatmaps, weights = self.codec.encode(kp, visible)
-        return torch.from_numpy(normalize_heatmap_input(image)), torch.from_numpy(heatmaps), torch.from_numpy(weights)
+        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), torch.from_numpy(heatmaps), torch.from_numpy(weights)
 
 
 class EpochSampler(Sampler):
@@ -95,10 +94,17 @@ def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+# The package files that decide what a training run computes (the train stage's code deps).
+TRAINING_SOURCES = ("train.py", "models.py", "augment.py", "codec.py", "metrics.py")
+
+
 def fingerprint(params: dict, table_path: Path) -> str:
-    """What a checkpoint must match to be resumed: the training params and the data table."""
+    """What a checkpoint must match to be resumed: the training params, the data table and the
+    training code (a code change with the same state-dict layout must not resume an old run)."""
     h = hashlib.sha256(json.dumps(params, sort_keys=True).encode())
     h.update(Path(table_path).read_bytes())
+    for name in TRAINING_SOURCES:
+        h.update((Path(__file__).parent / name).read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -225,7 +231,7 @@ def train(params: dict, table_path: Path, raw_root: Path, out_dir: Path, ckpt_di
             if main:
                 print(f"resuming from {last_path} after epoch {state['epoch'] + 1}/{cfg.epochs}")
         elif main:
-            print(f"{last_path} was made with other params or data: starting afresh")
+            print(f"{last_path} was made with other params, data or code: starting afresh")
     ema.state = {k: v.to(device) for k, v in ema.state.items()}
 
     net = model

@@ -2,7 +2,7 @@
 `speed.variants`) on the current schedule through `dvc exp run`, then writes their val metrics
 to reports/ablation/accuracy.json, which the report stage turns into the README's ablation table.
 
-    python scripts/ablation.py light_bilinear_96 seed_256     # the default first: its run is cached
+    python scripts/ablation.py light_bilinear_64 seed_256     # the default first: its run is cached
 """
 import sys
 from pathlib import Path

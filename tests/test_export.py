@@ -24,7 +24,7 @@ from handkp.codec import codec_for_model
 from handkp.dataset import keypoint_table, read_rgb, validate_dataset
 from handkp.export import ExportError, ParityError, check_parity, compare_predictors, export_onnx, split_images
 from handkp.models import build_model
-from handkp.runtime import ONNX_META_CODEC, ONNX_META_KIND, ModelLoadError, load_predictor, normalize_heatmap_input
+from handkp.runtime import INPUT_RGB_PIXELS, ONNX_META_CODEC, ONNX_META_INPUT, ONNX_META_KIND, ModelLoadError, load_predictor, rgb_to_nchw
 
 MODEL_CFG = {"pretrained": "none", "backbone_tail": "full", "head": "deconv", "deconv_layers": 3, "deconv_channels": 16}
 
@@ -53,7 +53,7 @@ def make_checkpoint(path: Path, images: list[np.ndarray], model_cfg: dict = MODE
             m.momentum = None  # cumulative average over the calibration batch
     model.train()
     with torch.no_grad():
-        model(torch.from_numpy(normalize_heatmap_input(np.stack(images))))
+        model(torch.from_numpy(rgb_to_nchw(np.stack(images))))
     codec = codec_for_model(model_cfg, {"sigma": 2.0})
     torch.save({"model_config": model_cfg, "codec": codec.to_dict(), "state_dict": model.eval().state_dict()}, path)
     return path
@@ -102,11 +102,46 @@ def test_onnx_file_structure_and_metadata(exported):
     assert [d.dim_value for d in proto.graph.output[0].type.tensor_type.shape.dim] == [1, 21, 56, 56]
     meta = {p.key: p.value for p in proto.metadata_props}
     assert meta[ONNX_META_KIND] == "heatmap"
+    assert meta[ONNX_META_INPUT] == INPUT_RGB_PIXELS
+    # The stem conv takes the pixels: no normalisation op before it in the graph.
+    assert [n.op_type for n in proto.graph.node if inp.name in n.input] == ["Conv"]
     assert json.loads(meta[ONNX_META_CODEC]) == torch.load(ckpt, weights_only=False)["codec"]
     assert not any(n.op_type == "BatchNormalization" for n in proto.graph.node)  # folded by the simplifier
     assert [p.name for p in onnx_path.parent.iterdir() if p.name.startswith(".")] == []  # no temporary left
     p = load_predictor(onnx_path)
     assert (p.kind, p.backend, p.codec.heatmap_size) == ("heatmap", "onnxruntime", 56)
+
+
+def test_stem_takes_pixels_and_normalises_them_with_imagenet_statistics(exported, val_images):
+    """HeatmapNet's stem conv on RGB pixels 0–255 equals the same conv on (rgb / 255 - mean) / std
+    (computed here from the ImageNet statistics) padded with normalised black; uint8 input alike."""
+    stem = load_predictor(exported[0], "torch").run.model.backbone[0][0]
+    rgb = np.stack(val_images[:2])
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    black = torch.from_numpy(-mean / std).float().view(1, 3, 1, 1)
+    normalised = torch.from_numpy(((rgb / 255.0 - mean) / std).transpose(0, 3, 1, 2)).float()
+    padded = black.expand(2, 3, 226, 226).clone()
+    padded[:, :, 1:-1, 1:-1] = normalised
+    with torch.no_grad():
+        from_pixels = stem(torch.from_numpy(rgb_to_nchw(rgb)))
+        from_uint8 = stem(torch.from_numpy(np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))))
+        by_hand = torch.nn.functional.conv2d(padded, stem.weight, stride=2)
+    torch.testing.assert_close(from_pixels, by_hand, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(from_uint8, from_pixels)
+
+
+def test_export_of_an_older_convention_is_refused(exported, tmp_path):
+    """An ONNX file without the input-convention metadata expects normalised input: loading it
+    must fail with the remedy, not run on the wrong input."""
+    proto = onnx.load(str(exported[1]))
+    kept = [(p.key, p.value) for p in proto.metadata_props if p.key != ONNX_META_INPUT]
+    del proto.metadata_props[:]
+    for key, value in kept:
+        prop = proto.metadata_props.add()
+        prop.key, prop.value = key, value
+    onnx.save(proto, str(tmp_path / "old.onnx"))
+    with pytest.raises(ModelLoadError, match=r"old\.onnx: exported by an older handkp.*dvc repro export"):
+        load_predictor(tmp_path / "old.onnx")
 
 
 def test_dynamic_batch_export(exported, val_images, tmp_path):

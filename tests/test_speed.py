@@ -1,12 +1,14 @@
 """Speed by design: MACs, the INT8 variant, the ablation table and the speed stage's outputs."""
 import json
+import subprocess
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from handkp.ablation import collect_results, exp_run_command
+import handkp.ablation
+from handkp.ablation import collect_results, exp_run_command, run_ablation
 from handkp.export import compare_predictors
 from handkp.quantize import quantize_int8
 from handkp.runtime import load_predictor
@@ -57,6 +59,28 @@ def test_ablation_collects_metrics_of_its_experiments_from_dvc_exp_show():
     assert "augment" not in results["light"]["train"]
     cmd = exp_run_command("light", {"head": "bilinear_dw", "deconv_channels": 96})
     assert cmd[-1] == "evaluate" and "model.head=bilinear_dw" in cmd and "ablation-light" in cmd
+
+
+def test_ablation_rerun_replaces_the_experiment_and_keeps_other_rows(tmp_path, monkeypatch):
+    """`run_ablation` around `dvc exp` (the dvc calls recorded, `dvc exp show` answered by a stand-in):
+    each variant's earlier experiment is removed before its run (DVC refuses a second of a name),
+    and rows of variants not run this time stay in the table."""
+    calls = []
+    shown = [{"rev": "HEAD", "name": "main", "data": {}, "experiments": [{"revs": [{"rev": "b", "name": "ablation-light", "data": {
+        "params": {"params.yaml": {"data": {"model": {"deconv_channels": 96}, "train": {"epochs": 4}}}},
+        "metrics": {"reports/metrics/heatmap.json": {"data": {"pck_1px": 0.3}}}}}]}]}]
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd[3:5])
+        return subprocess.CompletedProcess(cmd, 0, json.dumps(shown) if cmd[3:5] == ["exp", "show"] else "", "")
+
+    monkeypatch.setattr(handkp.ablation.subprocess, "run", fake_run)
+    table = tmp_path / "accuracy.json"
+    table.write_text(json.dumps({"seed_256": {"metrics": {"pck_1px": 0.2}}, "light": {"metrics": {"pck_1px": 0.1}}}))
+    run_ablation({"light": {"deconv_channels": 96}}, table)
+    assert calls == [["exp", "remove"], ["exp", "run"], ["exp", "show"]]
+    rows = json.loads(table.read_text())
+    assert rows["seed_256"]["metrics"]["pck_1px"] == 0.2 and rows["light"]["metrics"]["pck_1px"] == 0.3
 
 
 def test_speed_stage_measures_every_variant_beside_yolo(pipeline_run):

@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from handkp.models import build_model
-from handkp.train import EMA, EpochSampler, lr_factor, recalibrate_batchnorm
+import handkp.train
+from handkp.train import EMA, EpochSampler, fingerprint, lr_factor, recalibrate_batchnorm
 
 
 def test_recalibrated_batchnorm_holds_the_exact_statistics_of_the_batches():
@@ -25,6 +26,22 @@ def test_recalibrated_batchnorm_holds_the_exact_statistics_of_the_batches():
 def test_backbone_batchnorm_tracks_with_momentum_point_one():
     model = build_model({"deconv_layers": 2, "deconv_channels": 16, "head": "bilinear_dw", "backbone_tail": "light"})
     assert {m.momentum for m in model.modules() if isinstance(m, nn.BatchNorm2d)} == {0.1}
+
+
+def test_resume_fingerprint_follows_params_data_and_training_code(tmp_path, monkeypatch):
+    """A checkpoint resumes only under the same params, data table and training code: a change of
+    the model code that keeps the state-dict layout must start afresh."""
+    table = tmp_path / "keypoints.parquet"
+    table.write_bytes(b"table-1")
+    params = {"model": {"deconv_channels": 64}, "train": {"epochs": 4}}
+    fp = fingerprint(params, table)
+    assert fingerprint(params, table) == fp
+    assert fingerprint({**params, "train": {"epochs": 5}}, table) != fp
+    table.write_bytes(b"table-2")
+    assert fingerprint(params, table) != fp
+    table.write_bytes(b"table-1")
+    monkeypatch.setattr(handkp.train, "TRAINING_SOURCES", tuple(s for s in handkp.train.TRAINING_SOURCES if s != "models.py"))
+    assert fingerprint(params, table) != fp  # models.py's text is part of it
 
 
 def test_learning_rate_warms_up_then_decays_to_its_floor():

@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from handkp.dataset import read_rgb
 from handkp.keypoints import FINGER_OF, KEYPOINT_NAMES, NUM_KEYPOINTS, SKELETON
 
 START_MARKER = "<!-- report:start -->"
@@ -997,15 +998,6 @@ def figure_latency(data: ReportData, path: Path) -> Path:
     return _save(fig, path)
 
 
-def _read_rgb(path: Path) -> np.ndarray | None:
-    import cv2
-
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        return None
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
 def _keypoint_array(df: Any, image: str, with_scores: bool) -> tuple[np.ndarray, np.ndarray | None]:
     import polars as pl
 
@@ -1042,8 +1034,9 @@ def figure_qualitative(data: ReportData, path: Path) -> Path:
     fig = _figure(max(panel * len(models) + 0.6, 4.6), max(panel * len(rows) + 0.5, 3.6))
     axes = fig.subplots(len(rows), len(models), squeeze=False)
     for r, (label, image) in enumerate(rows):
-        rgb = _read_rgb(data.paths.images / image)
-        if rgb is None:
+        try:
+            rgb = read_rgb(data.paths.images / image)
+        except ValueError:  # an unreadable image still gets its panel, on grey
             rgb = np.full((224, 224, 3), 200, np.uint8)
         h, w = rgb.shape[:2]
         big = cv2.resize(rgb, (w * DISPLAY_SCALE, h * DISPLAY_SCALE), interpolation=cv2.INTER_LINEAR)

@@ -20,7 +20,6 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from handkp.dataset import read_rgb
 from handkp.keypoints import FINGER_OF, KEYPOINT_NAMES, NUM_KEYPOINTS, SKELETON
 
 START_MARKER = "<!-- report:start -->"
@@ -1019,6 +1018,8 @@ def _keypoint_array(df: Any, image: str, with_scores: bool) -> tuple[np.ndarray,
 def figure_qualitative(data: ReportData, path: Path) -> Path:
     import cv2
     import polars as pl
+
+    from handkp.dataset import read_rgb  # here: the live app imports this module without polars
 
     models = [m for m in data.models.values() if m.predictions is not None]
     if not models or data.ground_truth is None:

@@ -611,6 +611,16 @@ def default_variant(data: ReportData) -> str | None:
     return None
 
 
+def _pck_at_least(a: dict, b: dict) -> tuple[list[int], list[int]]:
+    """The PCK thresholds (px) at which metrics ``a`` are at least ``b``'s, and those where lower."""
+    better = [t for t in (1, 3, 5, 10) if (_num(a, f"pck_{t}px") or 0) >= (_num(b, f"pck_{t}px") or 0)]
+    return better, [t for t in (1, 3, 5, 10) if t not in better]
+
+
+def _px_list(thresholds: list[int]) -> str:
+    return ", ".join(f"{t} px" for t in thresholds)
+
+
 def speed_section(data: ReportData) -> list[str]:
     """The speed-by-design table (latency from the `speed` stage, accuracy from the ablation
     runs) and the lines that judge the default against YOLO and the INT8 variant."""
@@ -653,12 +663,20 @@ def speed_section(data: ReportData) -> list[str]:
         )
     seed, mine = (ablation.get("seed_256") or {}).get("metrics"), (ablation.get(default or "") or {}).get("metrics")
     if seed and mine:
-        better = [t for t in (1, 3, 5, 10) if (_num(mine, f"pck_{t}px") or 0) >= (_num(seed, f"pck_{t}px") or 0)]
-        worse = [t for t in (1, 3, 5, 10) if t not in better]
+        better, worse = _pck_at_least(mine, seed)
         out.append(
             f"- On the same schedule, the default is at least as accurate as the seed-shaped net (`seed_256`) at "
-            f"{', '.join(f'{t} px' for t in better) or 'no threshold'}"
-            + (f" and less accurate at {', '.join(f'{t} px' for t in worse)}." if worse else ".")
+            f"{_px_list(better) or 'no threshold'}" + (f" and less accurate at {_px_list(worse)}." if worse else ".")
+        )
+    for name, row in rows.items():
+        theirs = (ablation.get(name) or {}).get("metrics")
+        if not (mine and theirs) or name in (default, "seed_256") or row.get("kind") != "variant":
+            continue
+        better, worse = _pck_at_least(theirs, mine)
+        time_ratio = (_num(row, "e2e_p50_ms") or 0) / (_num(rows[default], "e2e_p50_ms") or float("nan"))
+        out.append(
+            f"- `{name}` against the default on the same schedule: {time_ratio:.2f}× its end-to-end time; "
+            f"at least as accurate at {_px_list(better) or 'no threshold'}" + (f", less accurate at {_px_list(worse)}." if worse else ".")
         )
     fp32 = (data.models.get("heatmap") or ModelData("heatmap")).metrics
     if data.int8_metrics and fp32:

@@ -306,11 +306,15 @@ def speed_fixture(tmp: Path, default_ratio: float) -> report.ReportPaths:
                      "params_m": 9.0, "macs_m": 1451.2, "e2e_p50_ms": 19.0, "e2e_p99_ms": 21.0, "e2e_p50_vs_yolo": 19.0 / 7.0},
         "light_bilinear_96": {"kind": "variant", "backbone_tail": "light", "head": "bilinear_dw", "deconv_layers": 3, "deconv_channels": 96,
                               "params_m": 2.86, "macs_m": 255.7, "e2e_p50_ms": 7.0 * default_ratio, "e2e_p99_ms": 9.0, "e2e_p50_vs_yolo": default_ratio},
+        "light_bilinear_stride8_128": {"kind": "variant", "backbone_tail": "light", "head": "bilinear_dw", "deconv_layers": 2, "deconv_channels": 128,
+                                       "params_m": 2.86, "macs_m": 226.7, "e2e_p50_ms": 7.0 * default_ratio * 0.9, "e2e_p99_ms": 9.0,
+                                       "e2e_p50_vs_yolo": default_ratio * 0.9},
         "yolo": {"kind": "file", "e2e_p50_ms": 7.0, "e2e_p99_ms": 8.0, "e2e_p50_vs_yolo": 1.0},
     }
     (tmp / "speed.json").write_text(json.dumps({"device": "Test CPU", "threads": 2, "rows": rows}))
     ablation = {"seed_256": {"metrics": {"pck_1px": 0.20, "pck_3px": 0.60, "pck_5px": 0.80, "pck_10px": 0.90}},
-                "light_bilinear_96": {"metrics": {"pck_1px": 0.25, "pck_3px": 0.61, "pck_5px": 0.79, "pck_10px": 0.91}}}
+                "light_bilinear_96": {"metrics": {"pck_1px": 0.25, "pck_3px": 0.61, "pck_5px": 0.79, "pck_10px": 0.91}},
+                "light_bilinear_stride8_128": {"metrics": {"pck_1px": 0.15, "pck_3px": 0.55, "pck_5px": 0.79, "pck_10px": 0.93}}}
     (tmp / "ablation.json").write_text(json.dumps(ablation))
     params = tmp / "params.yaml"
     params.write_text((FIX / "params.yaml").read_text() + "\n")
@@ -330,3 +334,6 @@ def test_speed_section_judges_the_default_against_yolo(tmp_path, ratio, verdict)
     assert f"{ratio:.2f}× YOLO, which {verdict} the ≤ 0.6× target" in lines
     assert "| `seed_256` | full | deconv | 3 | 256 | 9.0 | 1451.2 | 19.00 | 21.00 | 2.71 | 0.200 | 0.600 | 0.800 | 0.900 |" in lines
     assert "at least as accurate as the seed-shaped net (`seed_256`) at 1 px, 3 px, 10 px and less accurate at 5 px." in lines
+    assert ("`light_bilinear_stride8_128` against the default on the same schedule: 0.90× its end-to-end time; "
+            "at least as accurate at 5 px, 10 px, less accurate at 1 px, 3 px.") in lines
+    assert "`seed_256` against the default" not in lines  # it has its own line

@@ -52,6 +52,25 @@ def collect_results(exp_show: Any, names: list[str]) -> dict[str, dict]:
     return found
 
 
+def _git(args: list[str], cwd: Path) -> str | None:
+    """stdout of a git command, or None when it fails."""
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def reattach_head(branch_ref: str | None, cwd: Path) -> bool:
+    """Puts HEAD back on ``branch_ref`` (e.g. ``refs/heads/main``) when it is left detached at that
+    branch's commit, as an interrupted `dvc exp run` leaves it; commits made afterwards would
+    otherwise land on no branch. True if it did."""
+    if branch_ref is None or _git(["symbolic-ref", "-q", "HEAD"], cwd) is not None:
+        return False
+    if _git(["rev-parse", "HEAD"], cwd) != _git(["rev-parse", branch_ref], cwd):
+        return False
+    _git(["symbolic-ref", "-m", "handkp ablation: re-attach HEAD", "HEAD", branch_ref], cwd)
+    print(f"ablation: dvc left HEAD detached; put it back on {branch_ref.removeprefix('refs/heads/')}", file=sys.stderr)
+    return True
+
+
 def run_ablation(variants: dict[str, dict], out_path: Path, cwd: Path = Path(".")) -> dict[str, dict]:
     """Runs every variant in order and writes their rows into the table at ``out_path`` (rows of
     other variants already there are kept; each row holds the params it was trained with). The
@@ -59,12 +78,18 @@ def run_ablation(variants: dict[str, dict], out_path: Path, cwd: Path = Path("."
     `git checkout params.yaml dvc.lock && dvc checkout` brings another back); a variant whose
     params are the workspace's own is an instant, cached run, so list the default first. Running
     a variant again replaces its experiment."""
-    for name, overrides in variants.items():
-        print(f"== ablation: {name} {overrides}", flush=True)
-        # A rerun replaces the variant's earlier experiment (DVC refuses a second one of that
-        # name). With no earlier one there is nothing to remove.
-        subprocess.run(exp_remove_command(name), cwd=cwd, check=False, capture_output=True)
-        subprocess.run(exp_run_command(name, overrides), cwd=cwd, check=True)
+    branch = _git(["symbolic-ref", "-q", "HEAD"], cwd)
+    if branch is None:
+        print("ablation: HEAD is on no branch; commit only after `git checkout <branch>`", file=sys.stderr)
+    try:
+        for name, overrides in variants.items():
+            print(f"== ablation: {name} {overrides}", flush=True)
+            # A rerun replaces the variant's earlier experiment (DVC refuses a second one of that
+            # name). With no earlier one there is nothing to remove.
+            subprocess.run(exp_remove_command(name), cwd=cwd, check=False, capture_output=True)
+            subprocess.run(exp_run_command(name, overrides), cwd=cwd, check=True)
+    finally:
+        reattach_head(branch, cwd)
     shown = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=cwd, check=True, capture_output=True, text=True)
     results = collect_results(json.loads(shown.stdout), list(variants))
     earlier = json.loads(out_path.read_text()) if out_path.is_file() else {}

@@ -70,17 +70,52 @@ def test_ablation_rerun_replaces_the_experiment_and_keeps_other_rows(tmp_path, m
         "params": {"params.yaml": {"data": {"model": {"deconv_channels": 96}, "train": {"epochs": 4}}}},
         "metrics": {"reports/metrics/heatmap.json": {"data": {"pck_1px": 0.3}}}}}]}]}]
 
+    real_run = subprocess.run
+
     def fake_run(cmd, **kwargs):
+        if cmd[0] == "git":
+            return real_run(cmd, **kwargs)
         calls.append(cmd[3:5])
         return subprocess.CompletedProcess(cmd, 0, json.dumps(shown) if cmd[3:5] == ["exp", "show"] else "", "")
 
     monkeypatch.setattr(handkp.ablation.subprocess, "run", fake_run)
     table = tmp_path / "accuracy.json"
     table.write_text(json.dumps({"seed_256": {"metrics": {"pck_1px": 0.2}}, "light": {"metrics": {"pck_1px": 0.1}}}))
-    run_ablation({"light": {"deconv_channels": 96}}, table)
+    run_ablation({"light": {"deconv_channels": 96}}, table, cwd=tmp_path)
     assert calls == [["exp", "remove"], ["exp", "run"], ["exp", "show"]]
     rows = json.loads(table.read_text())
     assert rows["seed_256"]["metrics"]["pck_1px"] == 0.2 and rows["light"]["metrics"]["pck_1px"] == 0.3
+
+
+def test_ablation_puts_head_back_on_its_branch(tmp_path, monkeypatch, capsys):
+    """An interrupted `dvc exp run` leaves HEAD detached at the branch's commit (seen here in the
+    reflog: "dvc: Restore HEAD to '<sha>'"), and later commits then land on no branch. The stand-in
+    for `dvc exp run` detaches HEAD the same way, then fails; real git does the rest."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q", "-b", "main")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "base")
+    real_run = subprocess.run
+
+    def fake_run(cmd, **kwargs):
+        if cmd[0] == "git":
+            return real_run(cmd, **kwargs)
+        if cmd[3:5] == ["exp", "run"]:
+            git("checkout", "-q", "--detach")
+            raise subprocess.CalledProcessError(1, cmd)
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(handkp.ablation.subprocess, "run", fake_run)
+    with pytest.raises(subprocess.CalledProcessError):
+        run_ablation({"light": {"deconv_channels": 96}}, tmp_path / "accuracy.json", cwd=tmp_path)
+    assert git("symbolic-ref", "HEAD") == "refs/heads/main"
+    assert "put it back on main" in capsys.readouterr().err
+    # Detached by the user on purpose (another commit): left alone.
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "next")
+    git("checkout", "-q", "HEAD~1")
+    assert not handkp.ablation.reattach_head("refs/heads/main", tmp_path)
+    assert subprocess.run(["git", "symbolic-ref", "-q", "HEAD"], cwd=tmp_path).returncode == 1
 
 
 def test_speed_stage_measures_every_variant_beside_yolo(pipeline_run):

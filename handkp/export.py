@@ -163,14 +163,18 @@ def check_parity(metrics: dict, tolerance_heatmap: float, tolerance_px: float, w
         raise ParityError(f"{what} does not match PyTorch on {metrics['n_images']} val images: " + "; ".join(problems))
 
 
-def split_images(table, raw_root: str | Path, split: str = "val", limit: int = 32) -> list[np.ndarray]:
-    """The first ``limit`` images (sorted by name; 0: all) of ``split`` in the keypoint table, as RGB uint8."""
+def split_images(table, raw_root: str | Path, split: str = "val", limit: int = 32, seed: int | None = None) -> list[np.ndarray]:
+    """``limit`` images (0: all) of ``split`` in the keypoint table, as RGB uint8: the first by name,
+    or with ``seed`` a seeded random pick (kept in name order)."""
     import polars as pl
 
     from .dataset import read_rgb
 
     names = table.filter(pl.col("split") == split)["image"].unique().sort().to_list()
-    if limit:
+    if limit and seed is not None:
+        picked = np.random.default_rng(seed).choice(len(names), size=min(limit, len(names)), replace=False)
+        names = [names[i] for i in sorted(picked)]
+    elif limit:
         names = names[:limit]
     if not names:
         raise ValueError(f"no '{split}' images in the keypoint table")

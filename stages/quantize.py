@@ -5,12 +5,10 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from handkp.config import load_params  # noqa: E402
-from handkp.dataset import read_rgb  # noqa: E402
 from handkp.evaluate import evaluate_model  # noqa: E402
 from handkp.export import compare_predictors, split_images  # noqa: E402
 from handkp.quantize import quantize_int8  # noqa: E402
@@ -20,11 +18,9 @@ if __name__ == "__main__":
     params = load_params()
     cfg = params["quantize"]
     table = pl.read_parquet("data/prepared/keypoints.parquet")
-    train_images = table.filter(pl.col("split") == "train")["image"].unique().sort().to_list()
-    rng = np.random.default_rng(params["seed"])
-    picked = rng.choice(len(train_images), size=min(cfg["calibration_images"], len(train_images)), replace=False)
     fp32 = load_predictor("models/heatmap.onnx", "onnxruntime", "cpu", params["benchmark"]["threads"])
-    calibration = [fp32.preprocess(read_rgb(Path("data/raw") / train_images[i]))[0] for i in sorted(picked)]
+    train_images = split_images(table, "data/raw", "train", cfg["calibration_images"], seed=params["seed"])
+    calibration = [fp32.preprocess(image)[0] for image in train_images]
     quantize_int8("models/heatmap.onnx", "models/heatmap.int8.onnx", calibration)
     int8 = load_predictor("models/heatmap.int8.onnx", "onnxruntime", "cpu", params["benchmark"]["threads"])
     parity = compare_predictors(fp32, int8, split_images(table, "data/raw", "val", cfg["parity_images"]))

@@ -235,6 +235,10 @@ def test_split_images_reads_real_val_images(tmp_path, tiny_dataset):
     images = split_images(table, sandbox / "data/raw", "val", 3)
     assert len(images) == 3 and all(im.shape == (224, 224, 3) and im.dtype == np.uint8 for im in images)
     assert len(split_images(table, sandbox / "data/raw", "val", 0)) == 32
+    picked = split_images(table, sandbox / "data/raw", "val", 3, seed=7)  # a seeded pick: the same each time
+    assert all(np.array_equal(a, b) for a, b in zip(picked, split_images(table, sandbox / "data/raw", "val", 3, seed=7)))
+    assert not all(np.array_equal(a, b) for a, b in zip(picked, images))
+    assert len(split_images(table, sandbox / "data/raw", "val", 99, seed=7)) == 32
     with pytest.raises(ValueError, match="no 'test' images"):
         split_images(table, sandbox / "data/raw", "test")
 

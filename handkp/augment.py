@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+BORDER_RGB = (0, 0, 0)  # what the warp brings in from outside the image; the runtime's letterbox pads with it too
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -61,7 +63,7 @@ def augment(image: np.ndarray, keypoints: np.ndarray, cfg: AugmentConfig, rng: n
     """RGB uint8 (S, S, 3) and keypoints (K, 2) px -> augmented copies (same shapes)."""
     size = image.shape[0]
     m = random_affine(cfg, size, rng)
-    out = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    out = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=BORDER_RGB)
     kp = warp_keypoints(keypoints, m)
     if cfg.colour > 0:
         out = colour_jitter(out, cfg.colour, rng)

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .augment import BORDER_RGB
 from .codec import HeatmapCodec
 from .keypoints import IMAGE_SIZE
 
@@ -133,7 +134,8 @@ class Predictor:
 
     def __init__(self, kind: str, backend_name: str, run, codec: HeatmapCodec | None = None, input_size: int = IMAGE_SIZE):
         self.kind, self.backend, self.run, self.codec, self.input_size = kind, backend_name, run, codec, input_size
-        self.pad_value = (124, 116, 104) if kind == "heatmap" else (114, 114, 114)
+        # letterbox bands: the borders the heatmap net saw in training; Ultralytics' grey for YOLO
+        self.pad_value = BORDER_RGB if kind == "heatmap" else (114, 114, 114)
         self.to_input = rgb_to_nchw if kind == "heatmap" else yolo_input
 
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:

@@ -24,7 +24,8 @@ from handkp.codec import codec_for_model
 from handkp.dataset import keypoint_table, read_rgb, validate_dataset
 from handkp.export import ExportError, ParityError, check_parity, compare_predictors, export_onnx, split_images
 from handkp.models import build_model
-from handkp.runtime import INPUT_RGB_PIXELS, ONNX_META_CODEC, ONNX_META_INPUT, ONNX_META_KIND, ModelLoadError, load_predictor, rgb_to_nchw
+from handkp.augment import AugmentConfig, augment
+from handkp.runtime import INPUT_RGB_PIXELS, ONNX_META_CODEC, ONNX_META_INPUT, ONNX_META_KIND, ModelLoadError, Predictor, load_predictor, rgb_to_nchw
 
 MODEL_CFG = {"pretrained": "none", "backbone_tail": "full", "head": "deconv", "deconv_layers": 3, "deconv_channels": 16}
 
@@ -227,6 +228,20 @@ def test_export_stage_fails_without_output_when_parity_is_worse_than_the_toleran
     (sandbox / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run_stage("export", sandbox)
     assert load_predictor(sandbox / "models" / "heatmap.onnx").kind == "heatmap"
+
+
+def test_letterbox_pads_the_heatmap_input_with_the_training_borders():
+    """A frame that is not square is letterboxed. The heatmap net's bands must look like the
+    borders it saw in training (what a shrinking augmentation warp brings in); YOLO's are
+    Ultralytics' grey."""
+    shrunk, _ = augment(np.full((224, 224, 3), 200, np.uint8), np.zeros((21, 2), np.float32),
+                        AugmentConfig(rotation_deg=0, scale=(0.5, 0.5), translate=0, flip=0, colour=0, blur=0), np.random.default_rng(0))
+    frame = np.full((112, 224, 3), 200, np.uint8)  # wide: bands of 56 px above and below
+    x, box = Predictor("heatmap", "test", None, codec_for_model({"deconv_layers": 3}, {"sigma": 2.0})).preprocess(frame)
+    assert box.pad_y == 56 and np.all(x[0, :, 56:168] == 200)
+    assert np.all(x[0, :, :56] == shrunk[0, 0, :, None, None]) and np.all(x[0, :, 168:] == shrunk[-1, -1, :, None, None])
+    y, _ = Predictor("yolo", "test", None).preprocess(frame)
+    assert np.allclose(y[0, :, 0, 0] * 255, 114)
 
 
 def test_split_images_reads_real_val_images(tmp_path, tiny_dataset):

@@ -12,7 +12,8 @@ import sys
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "live": ("handkp.live", "real-time keypoints from a camera, video, stream or image folder"),
+    "live": ("handkp.app.cli", "real-time keypoints from a camera, video, stream or image folder"),
+    "evaluate": ("handkp.evaluate.cli", "PCK of a model file on a split of the prepared data"),
 }
 
 

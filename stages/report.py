@@ -1,7 +1,7 @@
 """Stage `report`: README.md results block (between the report markers) and reports/figures/*.png.
 
-Reads the metrics, eval CSVs, predictions, latency, dvclive logs and params.yaml; see
-handkp/report.py. Models whose files are missing are left out with a line saying so.
+Reads the metrics, eval CSVs, predictions, latency, dvclive logs, params.yaml and the image cache;
+see handkp/report/. Models whose files are missing are left out with a line saying so.
 """
 
 from __future__ import annotations
@@ -10,9 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from handkp.report import MODELS, ReportError, ReportPaths, run_report  # noqa: E402
+from handkp.report import MODELS, ReportError, ReportPaths, run_report
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -25,7 +23,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-dir", default=d.eval_dir, help="dir with pck_curve.csv and per_keypoint.csv")
     p.add_argument("--predictions", default=d.predictions, help="val predictions parquet per model")
     p.add_argument("--ground-truth", type=Path, default=d.ground_truth, help="prepared keypoints (all splits)")
-    p.add_argument("--images", type=Path, default=d.images, help="root the ground truth's image paths are relative to")
+    p.add_argument("--images", type=Path, default=d.images, help="image cache (handkp.data.cache) holding the val images")
     p.add_argument("--train-dir", default=d.train_dir, help="dvclive dir per model")
     p.add_argument("--figures", type=Path, default=d.figures, help="where the PNG figures go")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS), help="models to report")

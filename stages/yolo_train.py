@@ -1,17 +1,11 @@
-"""yolo_train: the Ultralytics YOLO-pose baseline on data/yolo/dataset.yaml -> models/yolo/best.pt,
-per-epoch curves in reports/train/yolo/ (dvclive). Ultralytics' runs folder is temporary."""
-import sys
-from pathlib import Path
+"""yolo_train: The Ultralytics YOLO-pose baseline -> models/yolo/best.pt, curves in reports/train/yolo/."""
+from handkp.core.config import run_stage
+from handkp.yolo.train import run_yolo_train
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from handkp.config import load_params  # noqa: E402
-from handkp.yolo import YoloError, train_yolo  # noqa: E402
+
+def main() -> None:
+    run_stage("yolo_train", run_yolo_train)
+
 
 if __name__ == "__main__":
-    params = load_params()
-    try:
-        last = train_yolo(params["yolo"], params["seed"], Path("data/yolo/dataset.yaml"), Path("models/yolo"), Path("reports/train/yolo"))
-    except YoloError as err:
-        sys.exit(f"yolo_train failed: {err}")
-    for group in ("train", "val"):
-        print(f"last epoch, {group}:", {k: round(v, 4) for k, v in last.get(group, {}).items()})
+    main()

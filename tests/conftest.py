@@ -24,7 +24,7 @@ GIT_IDENTITY = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@localhost",
 FAST_PARAMS = {
     "data": {"source": str(TINY_ZIP), "max_bad_fraction": 0.1, "dev_fraction": 0.1},
     "model": {"deconv_channels": 64},
-    "train": {"epochs": 2, "batch_size": 16, "epoch_images": 0, "num_workers": 0, "bn_recalibration_batches": 2},
+    "train": {"epochs": 2, "batch_size": 16, "epoch_images": 0, "num_workers": 0, "bn_recalibration_batches": 2, "state_copy": None},
     "evaluate": {"batch_size": 16},
     "yolo": {"epochs": 1, "batch": 8, "workers": 0, "device": "cpu", "conf_threshold": 0.0},
     "benchmark": {"warmup": 2, "iterations": 10, "images": 4},

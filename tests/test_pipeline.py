@@ -12,8 +12,8 @@ import polars as pl
 import pytest
 import torch
 
-from conftest import GIT_IDENTITY, dvc
-from handkp.metrics import compute_metrics
+from conftest import GIT_IDENTITY, dvc, run
+from handkp.core.metrics import compute_metrics
 
 METRIC_KEYS = {"pck_1px", "pck_3px", "pck_5px", "pck_7px", "pck_10px", "auc_0_15px", "epe_mean_px",
                "epe_median_px", "n_images", "n_keypoints", "missed_images"}
@@ -41,8 +41,14 @@ def test_second_repro_does_nothing_and_status_is_clean(pipeline_run):
     assert "up to date" in dvc(["status"], pipeline_run).stdout
     out = dvc(["repro"], pipeline_run).stdout
     assert "Running stage" not in out
-    shown = dvc(["metrics", "show", "--json"], pipeline_run).stdout
-    assert "reports/metrics/heatmap.json" in shown
+    shown = json.loads(dvc(["metrics", "show", "--json"], pipeline_run).stdout)
+    files = next(iter(shown.values()))["data"]
+    assert set(files) == {"reports/metrics/heatmap.json", "reports/metrics/yolo.json", "reports/metrics/latency.json"}
+    heatmap, yolo = (files[f"reports/metrics/{m}.json"]["data"] for m in ("heatmap", "yolo"))
+    assert set(heatmap) == set(yolo) == METRIC_KEYS  # the two models read as two rows of the same columns
+    assert set(files["reports/metrics/latency.json"]["data"]) == {"target", "heatmap_p50_ms", "yolo_p50_ms", "heatmap_vs_yolo"}
+    table = dvc(["metrics", "show"], pipeline_run).stdout.splitlines()
+    assert len(table) == 4 and max(len(line) for line in table) < 400  # header + three rows, a screen wide
     dvc(["plots", "show", "-o", "plots-html"], pipeline_run)
     assert (pipeline_run / "plots-html" / "index.html").exists()
     shutil.rmtree(pipeline_run / "plots-html")
@@ -63,14 +69,19 @@ def test_same_params_give_the_same_metrics(pipeline_run, tmp_path):
 def test_ablation_with_four_deconv_layers_runs_end_to_end(pipeline_run, tmp_path):
     repo = tmp_path / "ablation"
     shutil.copytree(pipeline_run, repo, symlinks=True)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "baseline run"], repo)  # the default's results, to diff the experiment against
     dvc(["exp", "run", "-S", "model.deconv_layers=4", "evaluate"], repo)
     ckpt = torch.load(repo / "models/heatmap/best.pt", weights_only=False)
     assert ckpt["codec"]["heatmap_size"] == 112
     assert ckpt["state_dict"]["final.weight"].shape[0] == 21
     metrics = json.loads((repo / "reports/metrics/heatmap.json").read_text())
     assert METRIC_KEYS <= set(metrics)
-    diff = dvc(["metrics", "diff", "--json"], repo).stdout
-    assert "reports/metrics/heatmap.json" in diff
+    diff = json.loads(dvc(["metrics", "diff", "--all", "--json"], repo).stdout)
+    changed = diff["reports/metrics/heatmap.json"]
+    assert {f"pck_{t}px" for t in (1, 3, 5, 7, 10)} <= set(changed)
+    assert all({"old", "new", "diff"} <= set(v) for v in changed.values())
+    assert all(v["old"] == v["new"] for v in diff["reports/metrics/yolo.json"].values())  # the YOLO row did not change
     assert '"deconv_layers": 4' in dvc(["exp", "show", "--json"], repo).stdout
 
 

@@ -1,0 +1,22 @@
+"""Image conventions shared by training, evaluation and every runtime."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+# Files read as images wherever a folder of images is listed (the dataset, the live app).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+
+# What the training warp brings in from outside the image; the heatmap runtime's letterbox pads
+# with it too, so the network sees the borders it was trained with.
+BORDER_RGB = (0, 0, 0)
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """RGB uint8 (H, W, 3); ValueError naming the file when it cannot be decoded."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{path}: cannot decode image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -1,0 +1,1 @@
+"""The dataset: fetch, validation and the keypoint table, the decoded-image cache, augmentation, hand-free images."""

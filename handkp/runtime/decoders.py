@@ -1,0 +1,106 @@
+"""The task part of a predictor: how an image becomes the network's input and how the network's
+raw output becomes keypoints. One object per kind of model.
+
+    HeatmapDecoder(codec)            our network: RGB pixels in, (N, 21, S, S) heatmaps out
+    YoloPoseDecoder(conf_threshold)  an Ultralytics pose export: pixels / 255 in, detections out
+
+Each has ``kind``, ``pad_value`` (the letterbox bands), ``to_input(rgb)`` and
+``decode(raw, box) -> Prediction`` for one image's raw output (batch of 1)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core.codec import HeatmapCodec
+from ..core.images import BORDER_RGB
+from ..core.keypoints import NUM_KEYPOINTS
+from .predictor import Letterbox, Prediction
+
+YOLO_PAD_RGB = (114, 114, 114)  # Ultralytics' letterbox grey
+YOLO_KPT_DIMS = 3  # x, y, visibility
+YOLO_CONF_THRESHOLD = 0.25  # Ultralytics' default detection threshold
+
+
+def rgb_to_nchw(rgb: np.ndarray) -> np.ndarray:
+    """(…, H, W, 3) uint8 RGB -> (…, 3, H, W) float32 pixel values 0–255: the heatmap network's
+    input (it normalises them itself, see ``handkp.model.network.PixelStemConv``)."""
+    return np.moveaxis(rgb, -1, -3).astype(np.float32, order="C")
+
+
+def yolo_input(rgb: np.ndarray) -> np.ndarray:
+    """(…, H, W, 3) uint8 RGB -> (…, 3, H, W) float32 in [0, 1] (Ultralytics' input)."""
+    x = rgb_to_nchw(rgb)
+    return np.divide(x, 255.0, out=x)
+
+
+@dataclass(frozen=True)
+class HeatmapDecoder:
+    """Our heatmap network: the codec decodes (1, 21, S, S) heatmaps to sub-pixel keypoints."""
+
+    codec: HeatmapCodec
+    kind: str = "heatmap"
+    pad_value: tuple[int, int, int] = BORDER_RGB  # the borders the network saw in training
+
+    @staticmethod
+    def to_input(rgb: np.ndarray) -> np.ndarray:
+        return rgb_to_nchw(rgb)
+
+    def decode(self, raw: np.ndarray, box: Letterbox) -> Prediction:
+        kp, scores = self.codec.decode(raw[:1])
+        return Prediction(box.to_image(kp[0]), scores[0], True, presence_of(scores[0]))
+
+
+@dataclass(frozen=True)
+class YoloPoseDecoder:
+    """An Ultralytics pose export: the most confident detection at or above ``conf_threshold``."""
+
+    conf_threshold: float = YOLO_CONF_THRESHOLD
+    kind: str = "yolo"
+    pad_value: tuple[int, int, int] = YOLO_PAD_RGB
+
+    @staticmethod
+    def to_input(rgb: np.ndarray) -> np.ndarray:
+        return yolo_input(rgb)
+
+    def decode(self, raw: np.ndarray, box: Letterbox) -> Prediction:
+        """The most confident detection of one image's raw output (see ``best_detection``); found
+        only at or above ``conf_threshold`` (else NaN keypoints, zero scores)."""
+        conf, k = best_detection(raw[:1])
+        if k is None or not conf >= self.conf_threshold:
+            return Prediction(np.full((NUM_KEYPOINTS, 2), np.nan, np.float32), np.zeros(NUM_KEYPOINTS, np.float32), False, conf)
+        return Prediction(box.to_image(np.ascontiguousarray(k[:, :2])), k[:, 2].astype(np.float32), True, conf)
+
+
+def presence_of(scores: np.ndarray) -> float:
+    """The heatmap model's presence score: the mean of the keypoints' heatmap peaks (K,). Trained
+    with hand-free images (all-zero targets), so a frame without a hand scores near 0."""
+    return float(np.clip(np.mean(scores), 0.0, 1.0))
+
+
+def best_detection(raw: np.ndarray) -> tuple[float, np.ndarray | None]:
+    """(confidence, keypoints (K, 3): x px, y px, visibility probability) of the most confident
+    detection in one image's raw YOLO-pose output; (0.0, None) without any detection.
+
+    raw: ``(1, 4 + nc + 3K, A)`` as Ultralytics exports it (per anchor: box cx, cy, w, h px, the
+    ``nc`` class scores, then K × (x px, y px, visibility probability)), all in px of the network
+    input. The NMS-free layout ``(1, N, 6 + 3K)`` (x1, y1, x2, y2, score, class, keypoints) is read
+    too; with several classes the confidence is the best class score."""
+    a = np.asarray(raw, dtype=np.float32)
+    if a.ndim == 3:
+        a = a[0]
+    if a.ndim != 2:
+        raise ValueError(f"expected a YOLO-pose output (1, C, A), got shape {np.shape(raw)}")
+    nk = YOLO_KPT_DIMS * NUM_KEYPOINTS
+    if a.shape[1] == 6 + nk and a.shape[0] != 6 + nk:  # NMS-free: (N, x1 y1 x2 y2 score class kpts)
+        conf, kpts = a[:, 4], a[:, 6:]
+    elif a.shape[0] >= 5 + nk:  # (4 + nc + nk, A): one column per anchor
+        nc = a.shape[0] - 4 - nk
+        conf = a[4:4 + nc].max(axis=0)
+        kpts = a[4 + nc:].T
+    else:
+        raise ValueError(f"output shape {np.shape(raw)} does not hold {NUM_KEYPOINTS} keypoints × {YOLO_KPT_DIMS} values")
+    if not conf.size:
+        return 0.0, None
+    best = int(np.argmax(conf))
+    return float(conf[best]), kpts[best].reshape(NUM_KEYPOINTS, YOLO_KPT_DIMS)

@@ -1,1 +1,0 @@
-"""The dataset: fetch, validation and the keypoint table, the decoded-image cache, augmentation, hand-free images."""

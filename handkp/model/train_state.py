@@ -58,6 +58,8 @@ def fingerprint(params: dict, arrays: list[tuple[list[str], np.ndarray]]) -> str
     return h.hexdigest()[:16]
 
 
+# Note: a module holding only a docstring reads as `pass`, an empty one as nothing, so the
+# training packages' __init__.py files stay empty (their descriptions are in docs/architecture.md).
 def code_text(path: Path) -> str:
     """A module's code without its comments, docstrings and formatting (its syntax tree written
     back as source): what it computes, so a reworded docstring does not restart a long run."""

@@ -8,11 +8,13 @@ Targets (``deploy.target``):
   tensorrt     a local TensorRT engine (``<name>.engine``): ``trtexec`` when found (its log kept as
                ``<name>.engine.log``, its performance summary parsed), else the TensorRT Python builder
   jetson       an engine built by trtexec on a Jetson over SSH (``handkp.deploy.jetson.JetsonTarget``)
+  openvino     an OpenVINO IR (``<name>.xml`` + ``<name>.bin``) for Intel CPUs at ``deploy.openvino.precision``
+               fp32 | bf16 | int8 (NNCF post-training quantisation on train images, ``handkp.deploy.openvino``)
 
 Every artefact gets a sidecar ``<artefact>.json`` (kind, codec, input size, source ONNX sha256, how it
-was built), which the TensorRT backend reads. Everything is built in a temporary folder beside the
-output folder, which replaces the output folder only when every artefact is complete: a failure
-leaves no partial engine behind.
+was built; for OpenVINO the precision), which the TensorRT and OpenVINO backends read. Everything is
+built in a temporary folder beside the output folder, which replaces the output folder only when
+every artefact is complete: a failure leaves no partial engine behind.
 """
 from __future__ import annotations
 
@@ -22,19 +24,25 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
+
 from ..core.device import gpu_name, resolve_device
 from ..core.errors import HandkpError, ModelLoadError
 from ..core.io import replace_dir, sha256_file, temp_dir_beside, write_json
-from ..core.paths import ENGINE_DIR, HEATMAP_ONNX, REPORTS, YOLO_ONNX
+from ..core.paths import ENGINE_DIR, HEATMAP_ONNX, IMAGE_CACHE, REPORTS, YOLO_ONNX
 from ..runtime import Predictor, load_predictor
 from ..runtime.loader import onnx_decoder
 from ..runtime.model_file import decoder_to_metadata
 from ..runtime.tensorrt import write_sidecar
 from .jetson import JetsonTarget, RemoteError
+from .openvino import DEFAULT_CALIBRATION_IMAGES, OpenVinoBuildError, build_openvino_ir, check_precision
 from .tensorrt import build_engine_python
 from .trtexec import TrtexecLogError, parse_trtexec_log
 
-TARGETS = ("onnxruntime", "tensorrt", "jetson")
+TARGETS = ("onnxruntime", "tensorrt", "jetson", "openvino")
+TARGET_SUFFIXES = {"onnxruntime": ".onnx", "openvino": ".xml"}  # the others: .engine
+TARGET_BACKENDS = {"onnxruntime": "onnxruntime", "openvino": "openvino"}  # the others: tensorrt
+OPENVINO_FIELDS = ("precision", "calibration_images")
 JETSON_FIELDS = ("host", "user", "port", "key", "remote_dir", "trtexec", "known_hosts", "ssh_config", "connect_timeout_s")
 
 
@@ -49,8 +57,23 @@ def check_target(target: str) -> str:
 
 
 def artefact_path(out_dir: str | Path, name: str, target: str) -> Path:
-    """``<out_dir>/<name>.onnx`` (onnxruntime) or ``<out_dir>/<name>.engine`` (tensorrt, jetson)."""
-    return Path(out_dir) / (f"{name}.onnx" if check_target(target) == "onnxruntime" else f"{name}.engine")
+    """``<out_dir>/<name>.onnx`` (onnxruntime), ``<out_dir>/<name>.xml`` (openvino, its weights in
+    ``<name>.bin``) or ``<out_dir>/<name>.engine`` (tensorrt, jetson)."""
+    return Path(out_dir) / f"{name}{TARGET_SUFFIXES.get(check_target(target), '.engine')}"
+
+
+def openvino_settings(cfg: dict) -> dict:
+    """The ``deploy.openvino`` params with their defaults (unknown keys and precisions refused)."""
+    ov_cfg = dict(cfg.get("openvino") or {})
+    unknown = sorted(set(ov_cfg) - set(OPENVINO_FIELDS))
+    if unknown:
+        raise DeployError(f"deploy.openvino: unknown keys {unknown}, expected some of {list(OPENVINO_FIELDS)}")
+    try:
+        precision = check_precision(str(ov_cfg.get("precision") or "fp32"))
+    except OpenVinoBuildError as err:
+        raise DeployError(str(err)) from err
+    n = ov_cfg.get("calibration_images")
+    return {"precision": precision, "calibration_images": int(DEFAULT_CALIBRATION_IMAGES if n is None else n)}
 
 
 def onnx_metadata(onnx_path: Path) -> dict:
@@ -116,10 +139,33 @@ def _build_tensorrt_local(onnx_path: Path, engine_path: Path, cfg: dict) -> dict
     return {"builder": "tensorrt-python", **info}
 
 
+def _build_openvino(onnx_path: Path, dest: Path, cfg: dict, calibration_images: list[np.ndarray] | None) -> dict:
+    """The IR at ``deploy.openvino.precision``; int8 calibrated on ``calibration_images`` (RGB
+    uint8) pre-processed by the model's own decoder, exactly as at run time."""
+    precision = openvino_settings(cfg)["precision"]
+    inputs, kind = None, "heatmap"
+    if precision == "int8":
+        if not calibration_images:
+            raise DeployError("deploy.openvino.precision int8 needs calibration images (train images of the image cache)")
+        decoder, size = onnx_decoder(onnx_path)
+        prep = Predictor(decoder, "calibration", None, size)
+        inputs, kind = [prep.preprocess(image)[0] for image in calibration_images], decoder.kind
+    try:
+        return build_openvino_ir(onnx_path, dest, precision, inputs, kind)
+    except OpenVinoBuildError as err:
+        raise DeployError(str(err)) from err
+
+
+def _artefact_size_mb(dest: Path) -> float:
+    files = [dest] + ([dest.with_suffix(".bin")] if dest.suffix == ".xml" else [])
+    return round(sum(f.stat().st_size for f in files if f.is_file()) / 2**20, 3)
+
+
 def build_artefact(target: str, onnx_path: str | Path, dest_dir: str | Path, name: str, cfg: dict,
-                   jetson: JetsonTarget | None = None) -> dict:
+                   jetson: JetsonTarget | None = None, calibration_images: list[np.ndarray] | None = None) -> dict:
     """Builds one model's artefact (+ sidecar) for ``target`` into ``dest_dir``; returns what is
-    known about it (size, builder, trtexec's performance summary for engines built by trtexec)."""
+    known about it (size, builder, trtexec's performance summary for engines built by trtexec;
+    OpenVINO's precision and versions). ``calibration_images`` (RGB uint8): an INT8 IR's calibration."""
     onnx_path, dest = Path(onnx_path), artefact_path(dest_dir, name, target)
     if not onnx_path.is_file():
         raise DeployError(f"{onnx_path}: ONNX file not found (run the export stages first)")
@@ -134,15 +180,21 @@ def build_artefact(target: str, onnx_path: str | Path, dest_dir: str | Path, nam
     elif target == "tensorrt":
         info = _build_tensorrt_local(onnx_path, dest, cfg)
         info.setdefault("device", _gpu_name())
+    elif target == "openvino":
+        info = _build_openvino(onnx_path, dest, cfg, calibration_images)
     else:
         jetson = jetson or jetson_target(cfg.get("jetson") or {})
         metrics = jetson.build_engine(onnx_path, dest, fp16=fp16, extra_args=list(cfg.get("trtexec_args") or []))
         info = {"builder": "trtexec", "host": jetson.host, "fp16": fp16, **metrics}
-    info["size_mb"] = round(dest.stat().st_size / 2**20, 3)
+    info["size_mb"] = _artefact_size_mb(dest)
     sidecar = {**meta, "name": name, "target": target, "source": str(onnx_path), "source_sha256": sha256_file(onnx_path),
-               **{k: v for k, v in info.items() if k in ("builder", "fp16", "host", "device", "tensorrt_version")}}
+               **{k: v for k, v in info.items() if k in SIDECAR_INFO}}
     write_sidecar(dest, sidecar)
     return info
+
+
+SIDECAR_INFO = ("builder", "fp16", "host", "device", "tensorrt_version", "precision", "openvino_version",
+                "nncf_version", "calibration_images")
 
 
 def _device_model(jetson: JetsonTarget) -> str:
@@ -154,8 +206,10 @@ def _device_model(jetson: JetsonTarget) -> str:
     return out.replace("\x00", "").strip() or f"unknown device at {jetson.host}"
 
 
-def build_artefacts(target: str, onnx_files: dict[str, Path], out_dir: str | Path, cfg: dict) -> dict:
+def build_artefacts(target: str, onnx_files: dict[str, Path], out_dir: str | Path, cfg: dict,
+                    calibration_images: list[np.ndarray] | None = None) -> dict:
     """Builds every model's artefact for ``target`` and replaces ``out_dir`` with them, all or nothing.
+    ``calibration_images`` (RGB uint8) calibrate INT8 artefacts (openvino at precision int8).
 
     Returns ``{"target", "device"?, <name>: {size_mb, builder, trtexec metrics…}}`` (the engine
     stage's metrics). Raises DeployError, or RemoteError (names host and step, with the remote stderr)."""
@@ -164,11 +218,13 @@ def build_artefacts(target: str, onnx_files: dict[str, Path], out_dir: str | Pat
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     summary: dict = {"target": target}
     jetson = jetson_target(cfg.get("jetson") or {}) if target == "jetson" else None
+    if target == "openvino":
+        summary["precision"] = openvino_settings(cfg)["precision"]
     tmp = temp_dir_beside(out_dir)
     try:
         for name, onnx_path in onnx_files.items():
             try:
-                summary[name] = build_artefact(target, onnx_path, tmp, name, cfg, jetson)
+                summary[name] = build_artefact(target, onnx_path, tmp, name, cfg, jetson, calibration_images)
             except DeployError as err:
                 raise DeployError(f"target {target}, model {name}: {err}") from err
         if jetson is not None:
@@ -185,8 +241,11 @@ def build_artefacts(target: str, onnx_files: dict[str, Path], out_dir: str | Pat
 # ---- running deployed artefacts ----------------------------------------------------------------
 def deployed_device(target: str, device: str = "auto") -> str:
     """``deploy.device`` -> the device for load_predictor: for onnxruntime ``auto`` is ``cuda`` when
-    ONNX Runtime has the CUDA provider and PyTorch sees a GPU, else ``cpu``; engines always run on CUDA."""
-    if check_target(target) != "onnxruntime":
+    ONNX Runtime has the CUDA provider and PyTorch sees a GPU, else ``cpu``; openvino's ``auto`` is
+    its CPU; engines always run on CUDA."""
+    if check_target(target) == "openvino":
+        return "cpu" if device == "auto" else device
+    if target != "onnxruntime":
         return "auto" if device in ("auto", "cpu") else device
     if device != "auto":
         return device
@@ -199,9 +258,10 @@ def deployed_device(target: str, device: str = "auto") -> str:
 
 def load_deployed(out_dir: str | Path, name: str, target: str, device: str = "auto", threads: int = 0) -> Predictor:
     """The runtime Predictor of a built artefact (ModelLoadError when it cannot run here, e.g. a
-    Jetson engine on this machine, or TensorRT/CUDA absent)."""
+    Jetson engine on this machine, TensorRT/CUDA absent, or a bf16 IR on a CPU without bfloat16).
+    An OpenVINO IR runs at the precision its sidecar records."""
     path = artefact_path(out_dir, name, target)
-    backend = "onnxruntime" if target == "onnxruntime" else "tensorrt"
+    backend = TARGET_BACKENDS.get(target, "tensorrt")
     return load_predictor(path, backend=backend, device=deployed_device(target, device), threads=threads)
 
 
@@ -211,7 +271,8 @@ ENGINE_METRICS = REPORTS / "deploy" / "engine.json"
 def run_engine(params: dict) -> dict:
     """The engine stage: the deployable artefacts of the heatmap model and the YOLO baseline for
     ``deploy.target`` -> models/engine/ (each with its sidecar) and reports/deploy/engine.json.
-    All or nothing: a failure leaves no models/engine/."""
+    An INT8 OpenVINO IR is calibrated on ``deploy.openvino.calibration_images`` train images of the
+    image cache (the seeded pick of the quantize stage). All or nothing: a failure leaves no models/engine/."""
     cfg = params["deploy"]
     target = cfg["target"]
     if not HEATMAP_ONNX.is_file():
@@ -221,8 +282,13 @@ def run_engine(params: dict) -> dict:
         files["yolo"] = YOLO_ONNX
     else:
         print(f"note: {YOLO_ONNX} not found (no YOLO export yet): the YOLO baseline gets no {target} artefact")
+    calibration = None
+    if target == "openvino" and openvino_settings(cfg)["precision"] == "int8":
+        from ..data.cache import ImageCache
+
+        calibration = ImageCache(IMAGE_CACHE).pick("train", openvino_settings(cfg)["calibration_images"], seed=params["seed"])
     try:
-        summary = build_artefacts(target, files, ENGINE_DIR, cfg)
+        summary = build_artefacts(target, files, ENGINE_DIR, cfg, calibration)
     except (HandkpError, ValueError) as err:
         raise DeployError(f"deploy.target={target}; no {ENGINE_DIR}/ was written:\n{err}") from err
     write_json(ENGINE_METRICS, summary)

@@ -3,6 +3,11 @@
     .pt              torch        a handkp heatmap checkpoint (``handkp.model.checkpoint``)
     .onnx            onnxruntime  our heatmap export or an Ultralytics pose export (from its metadata)
     .engine / .trt   tensorrt     a TensorRT engine with its sidecar ``<engine>.json``
+    .xml             openvino     an OpenVINO IR (+ .bin) with its sidecar ``<name>.xml.json``; the openvino
+                                  backend also runs an .onnx file directly (``backend="openvino"``)
+
+``precision`` (fp32 | bf16 | int8) is the openvino backend's (``handkp.runtime.openvino``); the
+other backends run what their file holds (torch and onnxruntime: fp32, or the INT8 ONNX file).
 """
 from __future__ import annotations
 
@@ -14,15 +19,18 @@ from .decoders import YOLO_CONF_THRESHOLD, HeatmapDecoder
 from .model_file import decoder_from_metadata
 from .predictor import Predictor
 
-BACKENDS = ("torch", "onnxruntime", "tensorrt")
-SUFFIX_BACKENDS = {".pt": "torch", ".onnx": "onnxruntime", ".engine": "tensorrt", ".trt": "tensorrt"}
+BACKENDS = ("torch", "onnxruntime", "tensorrt", "openvino")
+SUFFIX_BACKENDS = {".pt": "torch", ".onnx": "onnxruntime", ".engine": "tensorrt", ".trt": "tensorrt", ".xml": "openvino"}
+EXTRA_SUFFIXES = {"openvino": (".onnx",)}  # files a backend runs besides those it is picked for by suffix
 
 
 def load_predictor(model_path: str | Path, backend: str = "auto", device: str = "cpu", threads: int = 0,
-                   conf_threshold: float = YOLO_CONF_THRESHOLD) -> Predictor:
-    """A predictor for a checkpoint (.pt, torch backend), an ONNX file (onnxruntime) or a TensorRT
-    engine. ``backend='auto'`` picks from the file's suffix; ``conf_threshold`` is the YOLO
-    decoder's detection threshold."""
+                   conf_threshold: float = YOLO_CONF_THRESHOLD, precision: str | None = None) -> Predictor:
+    """A predictor for a checkpoint (.pt, torch backend), an ONNX file (onnxruntime, or openvino),
+    a TensorRT engine or an OpenVINO IR. ``backend='auto'`` picks from the file's suffix;
+    ``conf_threshold`` is the YOLO decoder's detection threshold. ``precision`` (openvino: fp32 |
+    bf16 | int8) None is the file's own: fp32, or what an IR's sidecar records; torch and
+    onnxruntime accept fp32 (what they run), tensorrt none (an engine's precision is built in)."""
     path = Path(model_path)
     if not path.is_file():
         raise ModelLoadError(f"{path}: model file not found")
@@ -31,9 +39,16 @@ def load_predictor(model_path: str | Path, backend: str = "auto", device: str = 
         backend = SUFFIX_BACKENDS.get(suffix, "")
     if backend not in BACKENDS:
         raise ModelLoadError(f"{path}: unknown backend '{backend}', expected one of {BACKENDS}")
-    expected = [s for s, b in SUFFIX_BACKENDS.items() if b == backend]
+    expected = [s for s, b in SUFFIX_BACKENDS.items() if b == backend] + list(EXTRA_SUFFIXES.get(backend, ()))
     if suffix not in expected:
         raise ModelLoadError(f"{path}: the {backend} backend runs a {' or '.join(expected)} file, not a {suffix} file")
+    if precision is not None and backend != "openvino" and (backend == "tensorrt" or precision != "fp32"):
+        raise ModelLoadError(f"{path}: the {backend} backend runs the precision its file holds; precision "
+                             f"'{precision}' is the openvino backend's (fp32 | bf16 | int8)")
+    if backend == "openvino":
+        from .openvino import load_openvino_predictor
+
+        return load_openvino_predictor(path, device, threads, precision, conf_threshold)
     if backend == "torch":
         from ..model.checkpoint import load_checkpoint
 

@@ -1,0 +1,230 @@
+"""Multi-hand tracking, MediaPipe's two-stage design: a detector finds hands, then the keypoint
+model follows each one in a crop placed from its own keypoints of the frame before.
+
+The caller owns the models; per frame it runs:
+
+    tracker = HandTracker(max_hands=2)
+    for i, frame in enumerate(frames):                     # RGB uint8 (H, W, 3)
+        boxes = detector(frame) if tracker.wants_detection(i) else None   # (M, 4) x0 y0 x1 y1 px
+        rois = tracker.rois_to_run(i, boxes)               # [Roi]: the tracked hands, then new ones
+        crops = crop(frame, rois)                          # (N, 224, 224, 3), handkp.track.roi
+        hands = tracker.update([predictor.predict(c) for c in crops])   # [TrackedHand] by id
+
+- **Detection** is wanted while fewer than ``max_hands`` hands are tracked, on every
+  ``detect_every``-th frame (counted from its last run; 1 = every such frame, as MediaPipe);
+  never while ``max_hands`` are tracked. A box overlapping a tracked hand's box (IoU >=
+  ``iou_threshold``) is that hand, not a new one; the others (in the detector's order, best
+  first) fill the free places.
+- **Following**: a tracked hand's crop comes from its last keypoints (``roi_from_keypoints``).
+- **Observations**: each crop's prediction with ``found`` and presence >= ``presence_threshold``,
+  mapped back to frame px. Two observations whose keypoints lie within ``duplicate_distance`` palm
+  sizes (mean distance) are one hand: the more present one (on a tie: the tracked hand's) stays.
+- **Assignment** (motion-consistent, so crossing hands keep their ids even where a crop shows the
+  other hand): observations go to tracks by palm centre, against where each track's palm centre
+  is expected now (its last one moved at its last speed); the most pairs within ``max_jump``
+  palm sizes, then the smallest total distance, searched exhaustively (at most MAX_HANDS hands).
+- **Lifecycle**: a track without an observation ends (its presence dropped, or it left); an
+  observation without a track starts a new one with a fresh id (ids count up from 0 and are
+  never reused by this tracker). A detection whose crop shows no hand starts nothing.
+- **Output**: keypoints smoothed by each track's own One Euro filter (``smoothing``; None: raw);
+  its next crop always comes from the raw keypoints, so smoothing never makes the crop lag.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from itertools import permutations
+
+import numpy as np
+
+from ..core.errors import HandkpError
+from ..core.keypoints import IMAGE_SIZE
+from ..runtime import Prediction
+from .filters import OneEuroFilter, OneEuroSettings
+from .roi import (
+    PALM_KEYPOINTS,
+    Roi,
+    palm_size,
+    roi_from_box,
+    roi_from_keypoints,
+    to_frame,
+)
+
+MAX_HANDS = 6  # the assignment tries every ordering: 6! = 720 at most
+DEFAULT_SMOOTHING = OneEuroSettings()
+
+
+class TrackerError(HandkpError):
+    """The tracker used out of order: ``update`` without ``rois_to_run``, or a prediction count
+    that is not the ROI count."""
+
+
+@dataclass(frozen=True)
+class TrackedHand:
+    """id: the track's, stable while the hand is followed; box: (4,) float32 x0, y0, x1, y1 frame
+    px, the extent of ``keypoints``; keypoints: (21, 2) float32 frame px, smoothed; scores: (21,)
+    float32, the model's; presence: the model's, in [0, 1]."""
+
+    id: int
+    box: np.ndarray
+    keypoints: np.ndarray
+    scores: np.ndarray
+    presence: float
+
+
+@dataclass(frozen=True)
+class _Observation:
+    """One hand the model saw in a crop: keypoints (21, 2) frame px, raw."""
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    presence: float
+    centre: np.ndarray  # (2,) the palm keypoints' mean, px
+    palm: float  # palm_size, px
+
+
+@dataclass
+class _Track:
+    hand: TrackedHand
+    seen: _Observation  # the last observation (raw): the next crop comes from it
+    time: float  # s, when seen
+    velocity: np.ndarray  # (2,) px/s of the palm centre
+    smoother: OneEuroFilter | None
+
+
+def keypoint_box(keypoints: np.ndarray) -> np.ndarray:
+    """(4,) float32 x0, y0, x1, y1: the extent of keypoints (K, 2) px."""
+    return np.concatenate([keypoints.min(0), keypoints.max(0)]).astype(np.float32)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boxes x0, y0, x1, y1."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    inter = max(w, 0.0) * max(h, 0.0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def best_assignment(cost: np.ndarray, max_cost: float) -> list[tuple[int, int]]:
+    """(row, column) pairs of a (R, C) cost matrix, each row and column in one pair at most, no
+    pair above ``max_cost``: as many pairs as possible, then the smallest total cost. Exhaustive
+    over the orderings (for the few hands of a tracker)."""
+    rows, cols = cost.shape
+    if rows > cols:
+        return [(r, c) for c, r in best_assignment(cost.T, max_cost)]
+    best, best_key = [], (0, 0.0)
+    for order in permutations(range(cols), rows):
+        pairs = [(r, c) for r, c in enumerate(order) if cost[r, c] <= max_cost]
+        key = (len(pairs), -sum(cost[r, c] for r, c in pairs))
+        if key > best_key:
+            best, best_key = pairs, key
+    return best
+
+
+class HandTracker:
+    """Tracks up to ``max_hands`` hands with stable ids (the module's docstring: the per-frame
+    calls and the rules). ``crop_size``: the side of the crops the predictions' keypoints are in;
+    ``fps``: turns frame indices into seconds when ``rois_to_run`` gets no timestamp."""
+
+    def __init__(self, max_hands: int = 2, detect_every: int = 1, presence_threshold: float = 0.3,
+                 iou_threshold: float = 0.5, max_jump: float = 1.5, duplicate_distance: float = 0.25,
+                 smoothing: OneEuroSettings | None = DEFAULT_SMOOTHING, crop_size: int = IMAGE_SIZE, fps: float = 30.0):
+        if not 1 <= max_hands <= MAX_HANDS:
+            raise ValueError(f"max_hands must be 1 … {MAX_HANDS}, got {max_hands}")
+        if detect_every < 1 or fps <= 0:
+            raise ValueError(f"detect_every must be >= 1 and fps > 0, got {detect_every}, {fps}")
+        self.max_hands, self.detect_every = max_hands, detect_every
+        self.presence_threshold, self.iou_threshold = presence_threshold, iou_threshold
+        self.max_jump, self.duplicate_distance = max_jump, duplicate_distance
+        self.smoothing, self.crop_size, self.fps = smoothing, crop_size, fps
+        self._tracks: list[_Track] = []
+        self._next_id = 0
+        self._last_detection: int | None = None
+        self._pending: list[Roi] | None = None
+        self._time = 0.0
+
+    def wants_detection(self, frame_index: int) -> bool:
+        """Whether to run the detector on this frame: fewer than max_hands tracked, and
+        ``detect_every`` frames since its last run (or it never ran)."""
+        if len(self._tracks) >= self.max_hands:
+            return False
+        return self._last_detection is None or frame_index - self._last_detection >= self.detect_every
+
+    def rois_to_run(self, frame_index: int, detections: np.ndarray | None = None, timestamp: float | None = None) -> list[Roi]:
+        """The crops for the keypoint model on this frame: one per tracked hand (by id), then one
+        per new detection box (M, 4: x0, y0, x1, y1 frame px) that no tracked hand overlaps, while
+        places are free. ``detections``: None when the detector did not run. ``timestamp``: s
+        (default frame_index / fps). Call ``update`` with the predictions next."""
+        self._time = frame_index / self.fps if timestamp is None else timestamp
+        rois = [roi_from_keypoints(t.seen.keypoints) for t in self._tracks]
+        if detections is not None:
+            self._last_detection = frame_index
+            taken = [keypoint_box(t.seen.keypoints) for t in self._tracks]
+            for box in np.asarray(detections, dtype=np.float64).reshape(-1, 4):
+                if len(rois) >= self.max_hands:
+                    break
+                real = box[2] > box[0] and box[3] > box[1]  # an empty box is no hand
+                if real and all(box_iou(box, other) < self.iou_threshold for other in taken):
+                    rois.append(roi_from_box(*box))
+                    taken.append(box)
+        self._pending = rois
+        return rois
+
+    def update(self, predictions: list[Prediction]) -> list[TrackedHand]:
+        """The model's predictions, one per ROI of the last ``rois_to_run`` and in its order
+        (keypoints in crop px) -> the hands tracked on this frame, by id."""
+        if self._pending is None:
+            raise TrackerError("HandTracker.update needs rois_to_run first, once per frame")
+        rois, self._pending = self._pending, None
+        if len(predictions) != len(rois):
+            raise TrackerError(f"{len(predictions)} predictions for {len(rois)} ROIs")
+        seen = self._distinct([o for roi, p in zip(rois, predictions) if (o := self._observe(roi, p)) is not None])
+        pairs = best_assignment(self._motion_costs(seen), self.max_jump)
+        matched = {c: r for r, c in pairs}
+        kept = [self._follow(self._tracks[r], seen[c]) for r, c in sorted(pairs)]
+        started = [self._start(o) for c, o in enumerate(seen) if c not in matched]
+        self._tracks = sorted(kept + started, key=lambda t: t.hand.id)
+        return [t.hand for t in self._tracks]
+
+    def _observe(self, roi: Roi, prediction: Prediction) -> _Observation | None:
+        if not (prediction.found and prediction.presence >= self.presence_threshold):
+            return None
+        keypoints = to_frame(roi, prediction.keypoints, self.crop_size)
+        if not np.isfinite(keypoints).all() or (palm := palm_size(keypoints)) <= 1.0:
+            return None
+        centre = keypoints[list(PALM_KEYPOINTS)].mean(0)
+        return _Observation(keypoints, np.asarray(prediction.scores, dtype=np.float32), float(prediction.presence), centre, palm)
+
+    def _distinct(self, seen: list[_Observation]) -> list[_Observation]:
+        """The observations less their duplicates (the same hand seen in two crops)."""
+        kept: list[_Observation] = []
+        for o in sorted(seen, key=lambda o: -o.presence):  # stable: tracked hands' crops first on ties
+            distances = [np.linalg.norm(o.keypoints - k.keypoints, axis=1).mean() / k.palm for k in kept]
+            if all(d > self.duplicate_distance for d in distances):
+                kept.append(o)
+        return kept
+
+    def _motion_costs(self, seen: list[_Observation]) -> np.ndarray:
+        """(tracks, observations): palm-centre distance from where each track is expected now, in
+        the track's palm sizes."""
+        cost = np.empty((len(self._tracks), len(seen)))
+        for r, t in enumerate(self._tracks):
+            expected = t.seen.centre + t.velocity * (self._time - t.time)
+            for c, o in enumerate(seen):
+                cost[r, c] = np.linalg.norm(o.centre - expected) / t.seen.palm
+        return cost
+
+    def _follow(self, track: _Track, o: _Observation) -> _Track:
+        dt = self._time - track.time
+        velocity = (o.centre - track.seen.centre) / dt if dt > 0 else track.velocity
+        return _Track(self._hand(track.hand.id, o, track.smoother), o, self._time, velocity, track.smoother)
+
+    def _start(self, o: _Observation) -> _Track:
+        smoother = OneEuroFilter(**asdict(self.smoothing)) if self.smoothing is not None else None
+        track = _Track(self._hand(self._next_id, o, smoother), o, self._time, np.zeros(2), smoother)
+        self._next_id += 1
+        return track
+
+    def _hand(self, hand_id: int, o: _Observation, smoother: OneEuroFilter | None) -> TrackedHand:
+        keypoints = o.keypoints if smoother is None else smoother(o.keypoints, self._time).astype(np.float32)
+        return TrackedHand(hand_id, keypoint_box(keypoints), keypoints, o.scores, o.presence)

@@ -1,0 +1,120 @@
+"""The multi-hand tracker on synthetic scenes (a perfect detector and keypoint model from
+synthetic_hands): ids through a hand's life, when the detector runs, crossing hands, duplicates."""
+import numpy as np
+import pytest
+from synthetic_hands import boxes_of, hand, model_on
+
+from handkp.track.filters import OneEuroSettings
+from handkp.track.tracker import HandTracker, TrackerError, best_assignment
+
+
+def run(tracker, scenes, confused=False, detector=boxes_of):
+    """Each frame's hands (a list of (21, 2) arrays per frame) through the tracker the way the app
+    calls it -> (each frame's TrackedHands, the frames the detector ran on)."""
+    outputs, detected = [], []
+    for i, hands in enumerate(scenes):
+        boxes = None
+        if tracker.wants_detection(i):
+            detected.append(i)
+            boxes = detector(hands)
+        rois = tracker.rois_to_run(i, boxes)
+        outputs.append(tracker.update([model_on(roi, hands, confused) for roi in rois]))
+    return outputs, detected
+
+
+def ids(frame_hands):
+    return [h.id for h in frame_hands]
+
+
+def test_a_hand_enters_stays_leaves_and_comes_back_with_a_new_id():
+    scenes = [[] for _ in range(5)] + [[hand(200 + 3 * i, 300, turn=0.02 * i)] for i in range(20)] + [[] for _ in range(5)] \
+        + [[hand(400, 250, turn=1.0)] for _ in range(10)]
+    outputs, detected = run(HandTracker(max_hands=1, smoothing=None), scenes)
+    assert all(o == [] for o in outputs[:5])
+    assert all(ids(o) == [0] for o in outputs[5:25])  # entered: id 0, kept while it moves and turns
+    for o, hands in zip(outputs[5:25], scenes[5:25]):
+        np.testing.assert_allclose(o[0].keypoints, hands[0], atol=1e-3)  # frame px, exact (no smoothing)
+        np.testing.assert_allclose(o[0].box, [*hands[0].min(0), *hands[0].max(0)], atol=1e-3)
+        assert o[0].presence == 1.0 and o[0].scores.shape == (21,)
+    assert all(o == [] for o in outputs[25:30])  # left: its crop's presence dropped, the track ended
+    assert all(ids(o) == [1] for o in outputs[30:])  # back: a new id, never a reused one
+    assert detected == [0, 1, 2, 3, 4, 5, 26, 27, 28, 29, 30]  # not while the one hand was tracked
+
+
+def test_the_detector_runs_every_nth_frame_while_places_are_free_and_picks_up_a_new_hand():
+    a, b = hand(150, 300), hand(450, 280, turn=-0.3)
+    scenes = [[a] if i < 7 else [a, b] for i in range(30)]  # b enters on frame 7
+    outputs, detected = run(HandTracker(max_hands=2, detect_every=5), scenes)
+    assert detected == [0, 5, 10]  # every 5th frame while one hand is tracked, then never (two tracked)
+    assert all(ids(o) == [0] for o in outputs[:10])
+    assert all(ids(o) == [0, 1] for o in outputs[10:])
+    np.testing.assert_allclose(outputs[-1][1].keypoints, scenes[-1][1], atol=1e-3)
+
+
+@pytest.mark.parametrize("confused", [False, True])
+def test_crossing_hands_keep_their_ids(confused):
+    """Two hands pass each other 30 px apart; ``confused``: in a crop that shows both, the model
+    returns the other hand, so only the motion-consistent assignment keeps the ids apart."""
+    n = 45
+    left_to_right = [hand(100 + 10 * i, 300) for i in range(n)]
+    right_to_left = [hand(540 - 10 * i, 330, turn=0.2) for i in range(n)]
+    scenes = [[a, b] for a, b in zip(left_to_right, right_to_left)]
+    outputs, detected = run(HandTracker(max_hands=2, smoothing=None), scenes, confused=confused)
+    assert detected == [0]
+    truth = {0: left_to_right, 1: right_to_left}  # detected in box order
+    for i, o in enumerate(outputs):
+        assert ids(o) == [0, 1], i
+        for h in o:
+            np.testing.assert_allclose(h.keypoints, truth[h.id][i], atol=1e-3)
+
+
+def test_a_detection_of_a_tracked_hand_is_not_a_new_hand():
+    still = [[hand(300, 300)] for _ in range(6)]
+    outputs, detected = run(HandTracker(max_hands=2), still)
+    assert detected == list(range(6)) and all(ids(o) == [0] for o in outputs)  # the box overlaps the track
+
+    def off_centre(hands):  # IoU < 0.5 with the track's box, yet its crop shows the same hand
+        return boxes_of(hands) + np.array([40.0, 0, 40.0, 0])
+
+    outputs, _ = run(HandTracker(max_hands=2), still, detector=off_centre)
+    assert all(ids(o) == [0] for o in outputs)  # the model's two views of one hand are one hand
+
+
+def test_a_false_detection_starts_nothing_and_spends_no_id():
+    tracker = HandTracker(max_hands=2)
+    outputs, _ = run(tracker, [[]] * 3 + [[hand(300, 300)]] * 3, detector=lambda hands: np.array([[10.0, 10, 90, 90]]))
+    assert [ids(o) for o in outputs] == [[], [], [], [], [], []]  # its crop shows no hand
+    outputs, _ = run(HandTracker(max_hands=2), [[]] * 3 + [[hand(300, 300)]] * 3,
+                     detector=lambda hands: np.vstack([[[10.0, 10, 90, 90]], boxes_of(hands)]))
+    assert [ids(o) for o in outputs] == [[], [], [], [0], [0], [0]]
+
+
+def test_smoothing_steadies_a_jittering_still_hand():
+    rng = np.random.default_rng(0)
+    scenes = [[hand(300, 300) + rng.normal(0, 1.5, (21, 2))] for _ in range(90)]
+    smoothed, _ = run(HandTracker(max_hands=1, smoothing=OneEuroSettings()), scenes)
+    raw, _ = run(HandTracker(max_hands=1, smoothing=None), scenes)
+    assert {h.id for o in smoothed for h in o} == {0}
+    jitter = {name: np.std([o[0].keypoints for o in out[30:]], axis=0).mean() for name, out in (("smoothed", smoothed), ("raw", raw))}
+    assert jitter["smoothed"] < jitter["raw"] / 2
+    np.testing.assert_allclose(raw[-1][0].keypoints, scenes[-1][0], atol=1e-3)
+
+
+def test_best_assignment_matches_the_most_pairs_then_the_least_cost():
+    cost = np.array([[0.1, 0.2], [0.15, 5.0]])
+    assert sorted(best_assignment(cost, max_cost=1.0)) == [(0, 1), (1, 0)]  # greedy would take (0, 0) and strand row 1
+    assert sorted(best_assignment(np.array([[0.1, 0.3], [0.25, 0.1]]), 1.0)) == [(0, 0), (1, 1)]
+    assert best_assignment(np.array([[3.0, 0.5, 2.0]]), 1.0) == [(0, 1)]
+    assert sorted(best_assignment(np.array([[0.2], [0.1], [9.0]]), 1.0)) == [(1, 0)]
+    assert best_assignment(np.array([[9.0]]), 1.0) == [] and best_assignment(np.zeros((0, 3)), 1.0) == []
+
+
+def test_update_out_of_order_is_an_error():
+    tracker = HandTracker()
+    with pytest.raises(TrackerError):
+        tracker.update([])
+    tracker.rois_to_run(0, boxes_of([hand(300, 300)]))
+    with pytest.raises(TrackerError):
+        tracker.update([])
+    with pytest.raises(ValueError):
+        HandTracker(max_hands=7)

@@ -15,6 +15,9 @@ import torch
 from conftest import GIT_IDENTITY, dvc, run
 from handkp.core.metrics import compute_metrics
 
+# `dvc exp show` narrowed as the README shows it.
+README_EXP_SHOW = ["--only-changed", "--drop", "Created|State|Executor", "--keep", "pck_5px|pck_10px|auc_0_15px|heatmap_p50_ms"]
+
 METRIC_KEYS = {"pck_1px", "pck_3px", "pck_5px", "pck_7px", "pck_10px", "auc_0_15px", "epe_mean_px",
                "epe_median_px", "n_images", "n_keypoints", "missed_images"}
 
@@ -83,6 +86,14 @@ def test_ablation_with_four_deconv_layers_runs_end_to_end(pipeline_run, tmp_path
     assert all({"old", "new", "diff"} <= set(v) for v in changed.values())
     assert all(v["old"] == v["new"] for v in diff["reports/metrics/yolo.json"].values())  # the YOLO row did not change
     assert '"deconv_layers": 4' in dvc(["exp", "show", "--json"], repo).stdout
+    # The README's narrowed view: one line per run, the params that differ and the headline columns.
+    shown = dvc(["exp", "show", "--csv", *README_EXP_SHOW], repo).stdout.splitlines()
+    header = shown[0].split(",")
+    assert "deconv_layers" in header and "pck_5px" in header and "heatmap_p50_ms" in header
+    assert not any(h in header for h in ("Created", "State", "Executor", "lr", "epochs"))
+    rows = [line.split(",") for line in shown[1:]]
+    assert len(rows) == 3  # workspace, the baseline commit, the experiment
+    assert {row[header.index("deconv_layers")] for row in rows} == {"3", "4"}
 
 
 def test_killed_training_resumes_from_its_last_checkpoint(pipeline_run, tmp_path):
@@ -108,3 +119,10 @@ def test_killed_training_resumes_from_its_last_checkpoint(pipeline_run, tmp_path
     assert (repo / "models/heatmap/best.pt").exists()
     rows = (repo / "reports/train/heatmap/plots/metrics/train/loss.tsv").read_text().splitlines()
     assert len(rows) == 1 + 3  # the curve has every epoch once
+
+
+def test_readme_shows_the_narrowed_exp_show_that_is_tested():
+    from conftest import REPO
+
+    quoted = " ".join(a if a.startswith("--") else f"'{a}'" for a in README_EXP_SHOW)
+    assert f"dvc exp show {quoted}" in (REPO / "README.md").read_text()

@@ -1,6 +1,7 @@
 """The real-time app (``python -m handkp live``; its command line is ``handkp.app.cli``).
 
 Modules: ``errors`` (exit codes, ``LiveError``), ``sources`` (camera, file, stream, folder),
-``capture`` (the capture thread), ``overlay`` (skeleton, score bars, HUD), ``outputs`` (window,
-video, JSON lines), ``loop`` (``run_live``, ``LiveOptions``, ``Summary``) and ``cli``. Nothing here
-imports torch, polars or dvc."""
+``capture`` (the capture thread), ``overlay`` (skeleton, score bars, HUD, tracked hands),
+``outputs`` (window, video, JSON lines), ``tracking`` (several hands: options, the
+``handkp.track.MultiHandPipeline``), ``loop`` (``run_live``, ``LiveOptions``, ``Summary``) and
+``cli``. Nothing here imports torch, polars or dvc."""

@@ -5,8 +5,9 @@
 
 The app's modules: ``sources`` (camera, file, stream, folder), ``capture`` (the capture thread),
 ``loop`` (``run_live``: model, drawing, outputs, summary), ``overlay`` (skeleton, score bars, HUD),
-``outputs`` (window, video, JSON lines), ``errors`` (exit codes). Pre-processing, inference and
-decode are the runtime API's (``Predictor.predict``); drawing is ``handkp.viz``. Nothing here
+``outputs`` (window, video, JSON lines), ``tracking`` (several hands: options, pipeline), ``errors``
+(exit codes). Pre-processing, inference and decode are the runtime API's (``Predictor.predict``);
+several hands are ``handkp.track`` (``MultiHandPipeline``); drawing is ``handkp.viz``. Nothing here
 imports torch, polars or dvc: a Jetson needs numpy, OpenCV and its TensorRT bindings only (the
 torch backend imports torch when it is asked for).
 
@@ -29,17 +30,29 @@ from pathlib import Path
 
 from handkp.core.errors import ModelLoadError
 from handkp.runtime import BACKENDS, Predictor, load_predictor
+from handkp.runtime.openvino import PRECISIONS
 
 from .errors import EXIT_CODES_HELP, DisplayError, LiveError, ModelError, OutputError, SourceError
 from .loop import LiveOptions, run_live
 from .outputs import VIDEO_FOURCC, check_output, display_problem
 from .overlay import LOW_SCORE_STYLES
 from .sources import VideoSource, open_source
+from .tracking import add_tracking_arguments, build_pipeline
 
 DESCRIPTION = """\
 Hand keypoints in real time: frames from a camera, a video file, a stream URL or an image folder
-through a model, shown with the 21-point skeleton, the keypoint scores (bars, bottom left) and an
+through a model, shown with the 21-point skeleton, the keypoint scores (bars, bottom left; one hand) and an
 FPS / latency readout. q or Esc in the window (or Ctrl-C) stops; a summary is printed at the end.
+
+several hands:
+  with a detector (--detector, default models/yolo.onnx when it exists) the app tracks up to
+  --max-hands hands (default 2), MediaPipe-style: the detector runs on the whole frame while fewer
+  hands are tracked (every --detect-every frames), each hand gets a rotated square crop (from the
+  detector's box, then from its own keypoints of the frame before), the keypoint model runs once per
+  frame on all the crops, a crop whose presence is below --presence-threshold ends its hand, and
+  each hand keeps an id, drawn in its own colour with its box, keypoints smoothed by a One Euro
+  filter (--no-smoothing, --min-cutoff, --beta). Without a detector (none found, --detector none, or
+  a YOLO --model): one hand, the whole frame, as before (the app says which on stderr).
 
 how frames reach the model:
   cameras and stream URLs: capture runs in its own thread and the model always takes the newest
@@ -56,10 +69,23 @@ how frames reach the model:
 outputs:
   --save out.mp4 (mp4v) / out.avi (MJPG) / out.mkv: the annotated frames at the source's FPS
     (--fps when it reports none).
-  --json out.jsonl: one line per processed frame: frame (index in the source), time_s (source
-    time: index/FPS for files and folders, seconds since start for cameras), timestamp (unix
-    time when read), image (folder sources), found, keypoints ([[x, y]] x 21, px in the frame,
-    null when no hand was found), scores (21), latency_ms.
+  --json out.jsonl: one line per processed frame:
+    frame       index in the source
+    time_s      source time: index/FPS for files and folders, seconds since start for cameras
+    timestamp   unix time when read
+    image       the image file (folder sources only)
+    hands       [{id, box, keypoints, scores, presence}], by id; [] when no hand:
+                  id         int, stable while the hand is tracked, never reused (single-hand mode: 0)
+                  box        [x0, y0, x1, y1] px in the frame: the extent of its keypoints
+                  keypoints  [[x, y]] x 21 px in the frame (tracking: smoothed unless --no-smoothing)
+                  scores     21 keypoint scores (the model's heatmap peaks)
+                  presence   how sure the model is that the hand is there, 0-1
+    found       whether hands is not empty
+    keypoints   the first hand's (the lowest id) [[x, y]] x 21, null when no hand
+    scores      the first hand's 21 scores (0 when no hand)
+    detected    with a detector only: whether it ran on this frame
+    latency_ms  the frame's processing time: pre-processing + model + decode (tracking: + the
+                detector when it ran, the crops and the tracker)
 """
 
 EPILOG = EXIT_CODES_HELP + """
@@ -70,6 +96,9 @@ examples:
   python -m handkp live --source clip.mp4 --model models/heatmap.onnx --realtime
   python -m handkp live --source data/raw/hand-keypoints/val/images --model models/heatmap/best.pt --headless --json val.jsonl
   python -m handkp live --source rtsp://camera.local/stream --model model.engine --headless --json out.jsonl
+  python -m handkp live --source 0 --model models/heatmap.onnx --backend openvino --precision bf16
+  python -m handkp live --source 0 --model models/heatmap.onnx --detector models/yolo.onnx --max-hands 2
+  python -m handkp live --source clip.mp4 --model models/heatmap.onnx --detector none   # one hand, whole frame
 """
 
 
@@ -109,15 +138,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True,
                         help="camera index (0), /dev/videoN, video file, image folder, image file, rtsp:// or http(s):// "
                              "URL, or a GStreamer pipeline ending in appsink (e.g. a Jetson CSI camera)")
-    parser.add_argument("--model", required=True, type=Path, help="an ONNX file, a TensorRT engine or a .pt checkpoint")
+    parser.add_argument("--model", required=True, type=Path, help="an ONNX file, a TensorRT engine, an OpenVINO IR (.xml) or a .pt checkpoint")
     parser.add_argument("--backend", default="auto", choices=("auto", *BACKENDS),
-                        help="default auto: from the model's suffix (.onnx onnxruntime, .engine/.trt tensorrt, .pt torch)")
+                        help="default auto: from the model's suffix (.onnx onnxruntime, .engine/.trt tensorrt, .xml openvino, "
+                             ".pt torch); openvino also runs an .onnx file")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="the openvino backend's precision: fp32, bf16 (CPUs with bfloat16) or int8 (an INT8 IR); "
+                             "default: the file's own (fp32, or what the IR was built for)")
     parser.add_argument("--device", default="auto",
                         help="auto | cpu | cuda[:N]; onnxruntime uses its CUDA provider with --device cuda "
-                             "(onnxruntime-gpu); torch picks CUDA when available with auto (default auto)")
+                             "(onnxruntime-gpu); torch picks CUDA when available with auto; openvino runs on the CPU (default auto)")
     parser.add_argument("--threads", type=int, default=0,
-                        help="CPU threads of the model: ONNX Runtime's intra-op threads, or torch's with the torch "
-                             "backend (default 0: the backend's own choice)")
+                        help="CPU threads of the model (and of the detector): ONNX Runtime's intra-op threads, OpenVINO's inference threads, "
+                             "or torch's with the torch backend (default 0: the backend's own choice)")
     parser.add_argument("--headless", action="store_true",
                         help="no window (over SSH, in scripts and tests); progress lines go to stderr")
     parser.add_argument("--realtime", action="store_true",
@@ -139,6 +172,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-hud", dest="hud", action="store_false", help="no FPS / latency text on the frames")
     parser.add_argument("--log-every", type=_non_negative_float, default=5.0,
                         help="headless: a progress line on stderr every this many seconds (0: none; default 5)")
+    add_tracking_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -163,6 +197,7 @@ def main(args: argparse.Namespace) -> int:
             source.open()  # a file that is not a video fails here, before the model loads
         try:
             predictor = _load_model(args)
+            pipeline = build_pipeline(args, predictor)
         except BaseException:
             source.close()
             raise
@@ -173,7 +208,7 @@ def main(args: argparse.Namespace) -> int:
         )
         previous = _stop_on_sigterm()
         try:
-            summary = run_live(predictor, source, options)
+            summary = run_live(predictor if pipeline is None else pipeline, source, options)
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
@@ -191,7 +226,8 @@ def main(args: argparse.Namespace) -> int:
 
 def _load_model(args: argparse.Namespace) -> Predictor:
     try:
-        predictor = load_predictor(args.model, backend=args.backend, device=args.device, threads=args.threads)
+        predictor = load_predictor(args.model, backend=args.backend, device=args.device, threads=args.threads,
+                                   precision=args.precision)
         if predictor.backend == "torch" and args.threads > 0:  # torch is imported already, by its backend
             import torch
 

@@ -24,7 +24,7 @@ exit codes:
   2  bad command line
   3  the source cannot be opened: no such file or folder, not a readable video, a folder
      without images, a camera or URL still unavailable after --retry-s seconds
-  4  the model cannot be loaded: missing or corrupt file, model/backend mismatch, backend
+  4  the model (or the --detector) cannot be loaded: missing or corrupt file, model/backend mismatch, backend
      not installed
   5  the source failed mid-stream: a camera or stream gone for longer than --retry-s, a file
      unreadable or truncated partway (the summary is still printed, outputs are kept)

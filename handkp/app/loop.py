@@ -1,6 +1,7 @@
-"""The live loop: ``run_live`` takes frames from the capture thread through the model
-(``Predictor.predict``) to the window, the saved video and the JSON lines, and returns the run's
-``Summary``; ``LiveOptions`` are its settings.
+"""The live loop: ``run_live`` takes frames from the capture thread through the model to the
+window, the saved video and the JSON lines, and returns the run's ``Summary``; ``LiveOptions`` are
+its settings. The model is a ``Predictor`` (one hand, the whole frame: ``Predictor.predict``) or a
+``handkp.track.MultiHandPipeline`` (several hands, tracked: ``process``).
 
 Two ways to hand frames to the model:
 
@@ -24,13 +25,15 @@ import cv2
 import numpy as np
 
 from handkp.runtime import Predictor
+from handkp.track import MultiHandPipeline
 from handkp.viz.colors import MODEL_COLORS
 
 from .capture import Capture, End
 from .errors import EXIT_OK, EXIT_SOURCE_LOST, DisplayError, OutputError, log
-from .outputs import WINDOW_NAME, VideoOut, Window, check_output, display_problem, prediction_record
-from .overlay import LOW_SCORE_STYLES, annotate
+from .outputs import WINDOW_NAME, VideoOut, Window, check_output, display_problem, hand_records, prediction_record
+from .overlay import LOW_SCORE_STYLES, annotate, annotate_hands
 from .sources import FrameSource, open_with_retry
+from .tracking import first_hand, single_hand
 
 
 @dataclass
@@ -54,9 +57,10 @@ class LiveOptions:
 class Summary:
     """What a run did. ``frames``: read from the source; ``processed``: through the model;
     ``dropped``: read but never processed (skipped to keep up with a live source, or read ahead
-    when stopped). Latency: pre-processing + model + decode of one frame; frame age: from the
-    frame being read to its annotated result (latest-frame mode only: in every-frame mode it
-    includes the read-ahead queue)."""
+    when stopped); ``found``: processed frames with a hand; ``detections``: frames the detector
+    ran on (tracking only). Latency: pre-processing + model + decode of one frame (tracking: the
+    detector, crops, model, decode and tracker); frame age: from the frame being read to its
+    annotated result (latest-frame mode only: in every-frame mode it includes the read-ahead queue)."""
 
     source: str
     mode: str  # "latest" | "every"
@@ -67,6 +71,8 @@ class Summary:
     dropped: int = 0
     skipped: int = 0
     found: int = 0
+    detections: int = 0
+    tracking: bool = False
     elapsed_s: float = 0.0
     mean_fps: float = 0.0
     latency_p50_ms: float | None = None
@@ -93,10 +99,11 @@ class Summary:
             lines.append(f"  error: {self.message}")
         extra = f", {self.skipped} unreadable images left out" if self.skipped else ""
         lines.append(f"  frames: {self.frames} read, {self.processed} processed, {self.dropped} dropped{extra}; "
-                     f"hand found in {self.found}")
+                     f"hand found in {self.found}" + (f", detector run on {self.detections}" if self.tracking else ""))
         if self.processed:
             lines.append(f"  speed: {self.mean_fps:.1f} FPS mean over {self.elapsed_s:.1f} s; latency p50 "
-                         f"{self.latency_p50_ms:.1f} ms, p99 {self.latency_p99_ms:.1f} ms (pre-processing + model + decode)")
+                         f"{self.latency_p50_ms:.1f} ms, p99 {self.latency_p99_ms:.1f} ms ("
+                         + ("detector + crops + model + decode + tracker)" if self.tracking else "pre-processing + model + decode)"))
             if self.age_p50_ms is not None:
                 lines.append(f"  frame age: p50 {self.age_p50_ms:.1f} ms, p99 {self.age_p99_ms:.1f} ms (read -> annotated)")
         for out in self.outputs:
@@ -129,9 +136,19 @@ class _Meter:
         return 1000 * float(np.median(self.latency)) if self.latency else 0.0
 
 
-def run_live(predictor: Predictor, source: FrameSource, options: LiveOptions | None = None,
+def _hud(meter: _Meter, dropped: int, index: int, model, pipeline: MultiHandPipeline | None, n_hands: int) -> list[str]:
+    if pipeline is None:
+        status, name = ([] if n_hands else ["no hand"]), f"{model.kind} / {model.backend}"
+    else:
+        status = [f"hands {n_hands}/{pipeline.max_hands}" + ("  (detector ran)" if pipeline.detected else "")]
+        name = f"{model.kind} / {model.backend} + detector"
+    return [f"{meter.fps:.1f} FPS  {meter.latency_ms:.1f} ms", f"frame {index}  dropped {dropped}", *status, name]
+
+
+def run_live(predictor: Predictor | MultiHandPipeline, source: FrameSource, options: LiveOptions | None = None,
              window: Window | None = None) -> Summary:
     """Runs the app until the source ends, fails or the user stops it; returns the summary.
+    ``predictor``: a Predictor (one hand, the whole frame) or a MultiHandPipeline (tracking).
 
     Opens ``source`` (a live one retried for ``options.retry_s`` s) unless it is already open.
     Raises SourceError (cannot open), OutputError or DisplayError; a failure mid-stream is a
@@ -157,8 +174,10 @@ def run_live(predictor: Predictor, source: FrameSource, options: LiveOptions | N
     pace = None if source.live else native_fps if (opt.realtime or window is not None) else None
     capture = Capture(source, latest=latest, pace_fps=pace, retry_s=opt.retry_s, max_frames=opt.max_frames,
                       time_fps=native_fps)
-    summary = Summary(source=source.name, mode="latest" if latest else "every", end="eof")
-    color = MODEL_COLORS.get(predictor.kind, MODEL_COLORS["heatmap"])
+    pipeline = predictor if isinstance(predictor, MultiHandPipeline) else None
+    model = pipeline.predictor if pipeline is not None else predictor
+    summary = Summary(source=source.name, mode="latest" if latest else "every", end="eof", tracking=pipeline is not None)
+    color = MODEL_COLORS.get(model.kind, MODEL_COLORS["heatmap"])
     video = VideoOut(opt.save, native_fps, opt.fourcc) if opt.save else None
     try:
         # line-buffered: `tail -f` sees each frame, and a killed run keeps every line written
@@ -188,7 +207,14 @@ def run_live(predictor: Predictor, source: FrameSource, options: LiveOptions | N
             t0 = time.perf_counter()
             if t_first is None:
                 t_first = t0
-            pred = predictor.predict(cv2.cvtColor(item.image, cv2.COLOR_BGR2RGB))
+            rgb = cv2.cvtColor(item.image, cv2.COLOR_BGR2RGB)
+            if pipeline is None:
+                pred = predictor.predict(rgb)
+                hands = single_hand(pred)
+            else:
+                hands = pipeline.process(rgb, item.time_s)
+                pred = first_hand(hands)
+                summary.detections += int(pipeline.detected)
             t1 = time.perf_counter()
             latencies.append(t1 - t0)
             ages.append(t1 - item.t_capture)
@@ -196,16 +222,17 @@ def run_live(predictor: Predictor, source: FrameSource, options: LiveOptions | N
             summary.processed += 1
             summary.found += int(pred.found)
             if jsonl is not None:
-                jsonl.write(json.dumps(prediction_record(item, pred, 1000 * (t1 - t0))) + "\n")
+                record = {**prediction_record(item, pred, 1000 * (t1 - t0)), "hands": hand_records(hands)}
+                if pipeline is not None:
+                    record["detected"] = pipeline.detected
+                jsonl.write(json.dumps(record) + "\n")
                 summary.json_lines += 1
             if video is not None or window is not None:
-                hud = None
-                if opt.hud:
-                    hud = [f"{meter.fps:.1f} FPS  {meter.latency_ms:.1f} ms",
-                           f"frame {item.index}  dropped {item.index + 1 - summary.processed}",
-                           *([] if pred.found else ["no hand"]),
-                           f"{predictor.kind} / {predictor.backend}"]
-                annotated = annotate(item.image, pred, color=color, min_score=opt.min_score, low_score=opt.low_score, hud=hud)
+                hud = _hud(meter, item.index + 1 - summary.processed, item.index, model, pipeline, len(hands)) if opt.hud else None
+                if pipeline is None:
+                    annotated = annotate(item.image, pred, color=color, min_score=opt.min_score, low_score=opt.low_score, hud=hud)
+                else:
+                    annotated = annotate_hands(item.image, hands, min_score=opt.min_score, low_score=opt.low_score, hud=hud)
                 if video is not None:
                     if latest and last_annotated is not None:  # hold the last result over the dropped frames
                         video.write(last_annotated, item.index - last_written - 1)

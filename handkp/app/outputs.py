@@ -1,5 +1,6 @@
 """Where the results go: the window (``Window``; ``display_problem`` tells why none can open), the
-annotated video (``VideoOut``, ``--save``) and the JSON lines (``prediction_record``, ``--json``)."""
+annotated video (``VideoOut``, ``--save``) and the JSON lines (``prediction_record`` and
+``hand_records``, ``--json``)."""
 from __future__ import annotations
 
 import math
@@ -13,6 +14,7 @@ import cv2
 import numpy as np
 
 from handkp.runtime import Prediction
+from handkp.track import TrackedHand
 
 from .capture import Frame
 from .errors import DisplayError, OutputError
@@ -177,6 +179,15 @@ def prediction_record(frame: Frame, pred: Prediction, latency_ms: float) -> dict
     record["scores"] = [_finite(s) for s in np.asarray(pred.scores, dtype=np.float64)]
     record["latency_ms"] = round(latency_ms, 3)
     return record
+
+
+def hand_records(hands: list[TrackedHand]) -> list[dict]:
+    """A frame's ``hands`` field: per hand ``id``, ``box`` ([x0, y0, x1, y1] px: its keypoints'
+    extent), ``keypoints`` ([[x, y]] × 21 px in the frame), ``scores`` (21) and ``presence``."""
+    return [{"id": int(h.id), "box": [_finite(v) for v in np.asarray(h.box, dtype=np.float64)],
+             "keypoints": [[_finite(x), _finite(y)] for x, y in np.asarray(h.keypoints, dtype=np.float64)],
+             "scores": [_finite(s) for s in np.asarray(h.scores, dtype=np.float64)],
+             "presence": _finite(float(h.presence))} for h in hands]
 
 
 def _finite(v: float) -> float | None:

@@ -1,11 +1,19 @@
-"""The INT8 variant of the heatmap model for the CPU: built by ``handkp.deploy.quantize``, checked
-against the fp32 file (``handkp.deploy.parity``) and evaluated on val like every other model."""
+"""INT8 for the CPU, evaluated on val like every other model.
+
+quantize stage: ONNX Runtime's static quantisation of the heatmap model (``handkp.deploy.quantize``),
+checked against the fp32 file (``handkp.deploy.parity``) -> models/heatmap.int8.onnx.
+openvino_int8 stage: NNCF's INT8 IRs of both trained models, the heatmap model and the YOLO
+baseline, for OpenVINO (``handkp.deploy.openvino``) -> models/openvino_int8/{heatmap,yolo}.xml.
+Both are calibrated on the same seeded pick of ``quantize.calibration_images`` train images, and
+the speed stage times these very files."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import polars as pl
 
 from ..core.io import write_json
-from ..core.paths import HEATMAP_INT8_ONNX, HEATMAP_ONNX, IMAGE_CACHE, PREPARED_TABLE, REPORTS
+from ..core.paths import HEATMAP_INT8_ONNX, HEATMAP_ONNX, IMAGE_CACHE, PREPARED_TABLE, REPORTS, YOLO_ONNX
 from ..data.cache import ImageCache
 from ..deploy.parity import compare_predictors
 from ..deploy.quantize import quantize_int8
@@ -14,6 +22,8 @@ from .evaluation import evaluate_model, rounded
 
 
 INT8_PARITY = REPORTS / "deploy" / "int8_parity.json"
+OPENVINO_INT8_DIR = Path("models/openvino_int8")  # openvino_int8: heatmap.xml, yolo.xml (+ .bin, sidecars)
+OPENVINO_INT8_NAMES = {"heatmap": "heatmap_openvino_int8", "yolo": "yolo_openvino_int8"}  # -> reports/metrics/<name>.json
 
 
 def run_quantize(params: dict) -> dict:
@@ -32,3 +42,26 @@ def run_quantize(params: dict) -> dict:
     print("int8 parity:", {k: parity[k] for k in ("keypoint_mean_diff_px", "keypoint_max_diff_px_confident")})
     print("int8 val:", {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
     return metrics
+
+
+def run_openvino_int8(params: dict) -> dict:
+    """The openvino_int8 stage: NNCF INT8 IRs of models/heatmap.onnx and models/yolo.onnx
+    (``handkp.deploy.artefacts``, each with its sidecar; all or nothing), calibrated on
+    ``quantize.calibration_images`` train images (the quantize stage's seeded pick, each
+    pre-processed by its model's own decoder), then each evaluated on val through OpenVINO at
+    int8 -> reports/metrics/{heatmap,yolo}_openvino_int8.json (+ predictions and eval files)."""
+    from ..deploy.artefacts import build_artefacts
+
+    cache = ImageCache(IMAGE_CACHE)
+    calibration = cache.pick("train", params["quantize"]["calibration_images"], seed=params["seed"])
+    cfg = {"openvino": {"precision": "int8", "calibration_images": len(calibration)}}
+    summary = build_artefacts("openvino", {"heatmap": HEATMAP_ONNX, "yolo": YOLO_ONNX}, OPENVINO_INT8_DIR, cfg, calibration)
+    table, threads = pl.read_parquet(PREPARED_TABLE), params["benchmark"]["threads"]
+    results = {}
+    for model, name in OPENVINO_INT8_NAMES.items():
+        predictor = load_predictor(OPENVINO_INT8_DIR / f"{model}.xml", "openvino", "cpu", threads,
+                                   conf_threshold=float(params["yolo"]["conf_threshold"]), precision="int8")
+        results[model] = evaluate_model(predictor, table, cache, "val", name, REPORTS, params["evaluate"]["batch_size"])
+        print(f"{name} ({summary[model].get('size_mb')} MB) val:",
+              {k: round(v, 4) if isinstance(v, float) else v for k, v in results[model].items()})
+    return results

@@ -38,6 +38,7 @@ class ReportPaths:
     ablation: Path = Path("reports/ablation/accuracy.json")
     int8_metrics: Path = Path("reports/metrics/heatmap_int8.json")
     int8_parity: Path = Path("reports/deploy/int8_parity.json")
+    openvino_int8_metrics: str = "reports/metrics/{model}_openvino_int8.json"  # the openvino_int8 stage, per model
     robustness: Path = Path("reports/metrics/robustness.json")
 
     def of(self, template: str, model: str) -> Path:
@@ -76,6 +77,7 @@ class ReportData:
     int8_metrics: dict[str, Any] | None = None
     int8_parity: dict[str, Any] | None = None
     robustness: dict[str, Any] | None = None
+    openvino_int8: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # model -> metrics (or None)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -165,4 +167,5 @@ def load_report_data(paths: ReportPaths) -> ReportData:
         speed=read_json(paths.speed), ablation=read_json(paths.ablation),
         int8_metrics=read_json(paths.int8_metrics), int8_parity=read_json(paths.int8_parity),
         robustness=read_json(paths.robustness),
+        openvino_int8={name: read_json(paths.of(paths.openvino_int8_metrics, name)) for name in MODELS},
     )

@@ -2,9 +2,13 @@
 start hands, the keypoint model follows each in its own rotated crop. numpy and OpenCV only.
 
 Modules: ``roi`` (the rotated square crop: ``Roi``, ``roi_from_box``, ``roi_from_keypoints``,
-``crop``, ``to_crop``/``to_frame``), ``filters`` (the One Euro filter) and ``tracker``
-(``HandTracker``: ids, detection scheduling, smoothing; its docstring shows the per-frame calls).
+``crop``, ``to_crop``/``to_frame``), ``filters`` (the One Euro filter), ``tracker``
+(``HandTracker``: ids, detection scheduling, smoothing; its docstring shows the per-frame calls),
+``detector`` (``YoloHandDetector``: every hand a YOLO-pose ONNX export sees in a frame, NMS) and
+``pipeline`` (``MultiHandPipeline``: detector, tracker and the keypoint model on the batched crops,
+one ``process(frame, t)`` call per frame).
 """
+from .detector import Detections, YoloHandDetector, nms
 from .filters import OneEuroFilter, OneEuroSettings
 from .roi import (
            Roi,
@@ -15,7 +19,9 @@ from .roi import (
            to_crop,
            to_frame,
 )
+from .pipeline import MultiHandPipeline
 from .tracker import HandTracker, TrackedHand, TrackerError
 
-__all__ = ["HandTracker", "OneEuroFilter", "OneEuroSettings", "Roi", "TrackedHand", "TrackerError", "crop",
-           "palm_size", "roi_from_box", "roi_from_keypoints", "to_crop", "to_frame"]
+__all__ = ["Detections", "HandTracker", "MultiHandPipeline", "OneEuroFilter", "OneEuroSettings", "Roi", "TrackedHand",
+           "TrackerError", "YoloHandDetector", "crop", "nms", "palm_size", "roi_from_box", "roi_from_keypoints", "to_crop",
+           "to_frame"]

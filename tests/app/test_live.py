@@ -195,7 +195,7 @@ def test_image_folder_matches_evaluator(tmp_path, val_images, model_files, predi
     (folder / "notes.txt").write_text("not an image")
     out_json = tmp_path / "folder.jsonl"
     code = cli_main(["live", "--source", str(folder), "--model", str(model_files["onnx"]),
-                     "--headless", "--threads", "1", "--json", str(out_json), "--log-every", "0"])
+                     "--headless", "--threads", "1", "--json", str(out_json), "--log-every", "0", "--detector", "none"])
     assert code == 0
     records = read_jsonl(out_json)
     names = sorted(p.name for p in val_images[:6])

@@ -1,6 +1,10 @@
-"""Speed by design: MACs, the INT8 variant, the ablation table and the speed stage's outputs."""
+"""Speed by design: MACs, the INT8 variant, the ablation table, the speed table on every CPU
+runtime (tiny random-weight heatmap exports and a tiny Ultralytics YOLO export, a few iterations)
+and the speed stage's outputs."""
 import json
+import os
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +15,112 @@ import handkp.evaluate.ablation
 from handkp.deploy.parity import compare_predictors
 from handkp.deploy.quantize import quantize_int8
 from handkp.evaluate.ablation import collect_results, exp_run_command, reattach_head, run_ablation
-from handkp.evaluate.speed import count_macs, export_variant
+from handkp.evaluate.speed import RUNTIMES, SpeedError, count_macs, export_variant, parse_runtimes, row_key, speed_table
 from handkp.runtime import load_predictor
+
+TINY = {"backbone_tail": "light", "head": "bilinear_dense", "deconv_layers": 2, "deconv_channels": 32, "width_mult": 0.5}
+MEASURED = ["onnxruntime/fp32", "onnxruntime/int8", "openvino/fp32", "openvino/bf16", "openvino/int8"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """PyTorch's CPU thread pool is pathologically slow on a few contended cores; one thread is enough here."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_yolo_onnx(root: Path) -> Path:
+    """A real Ultralytics YOLO11n-pose export (21 keypoints, one class, 224 px), random weights."""
+    import yaml
+
+    from handkp.yolo.ultralytics import configure_ultralytics
+
+    configure_ultralytics()
+    import ultralytics
+    from ultralytics import YOLO
+
+    cfg = yaml.safe_load((Path(ultralytics.__file__).parent / "cfg/models/11/yolo11-pose.yaml").read_text())
+    cfg.update(kpt_shape=[21, 3], nc=1, scale="n")
+    (root / "yolo11n-pose-hand.yaml").write_text(yaml.safe_dump(cfg))
+    here = os.getcwd()
+    os.chdir(root)  # the export of a model built from a .yaml is written to the working folder
+    try:
+        exported = Path(YOLO(str(root / "yolo11n-pose-hand.yaml"), task="pose").export(
+            format="onnx", imgsz=224, batch=1, dynamic=False, simplify=False, device="cpu"))
+    finally:
+        os.chdir(here)
+    return exported if exported.is_absolute() else root / exported
+
+
+@pytest.fixture(scope="module")
+def speed(tmp_path_factory, tiny_dataset):
+    """One speed table: a tiny variant (exported in the table), a tiny heatmap file as the trained
+    default (its ONNX Runtime INT8 given as prebuilt: the fp32 file itself) and a tiny YOLO export,
+    on every runtime, with bf16 made unavailable; 4 calibration images, 2 rounds of 2 iterations."""
+    pytest.importorskip("openvino")
+    import cv2
+
+    from handkp.runtime import openvino as ov_runtime
+
+    root = tmp_path_factory.mktemp("speed")
+    default = root / "default.onnx"
+    export_variant(TINY, {"sigma": 2.0}, default, seed=1)
+    files = {"default": default, "yolo": tiny_yolo_onnx(root)}
+    images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted((tiny_dataset / "hand-keypoints/val/images").iterdir())[:4]]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ov_runtime, "device_capabilities", lambda core, device: ["FP32", "INT8"])  # a CPU without bfloat16
+        table = speed_table({"tiny_reduced": {"reduced_tail": True}}, TINY, {"sigma": 2.0}, files, images, threads=1,
+                            warmup=1, iterations=4, rounds=2, runtimes=MEASURED, calibration_images=images,
+                            prebuilt={row_key("default", "onnxruntime", "int8"): default})
+    return table, files
+
+
+def test_speed_table_has_every_model_on_every_runtime(speed):
+    table, files = speed
+    usable = [("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "int8")]
+    models = ["tiny_reduced", "default", "yolo"]
+    assert list(table["rows"]) == [row_key(m, r, p) for m in models for r, p in usable]
+    assert table["runtimes"] == MEASURED
+    assert table["skipped"] == [{"runtime": "openvino", "precision": "bf16", "reason": table["skipped"][0]["reason"]}]
+    assert "no bfloat16" in table["skipped"][0]["reason"]
+    for key, row in table["rows"].items():
+        assert key == row_key(row["model"], row["runtime"], row["precision"])
+        assert 0 < row["e2e_p50_ms"] <= row["e2e_p99_ms"] + 1e-9, key
+        yolo = table["rows"][row_key("yolo", row["runtime"], row["precision"])]
+        assert row["e2e_p50_vs_yolo"] == pytest.approx(row["e2e_p50_ms"] / yolo["e2e_p50_ms"], rel=1e-2, abs=1e-3)
+        assert (row["runtime"] == "openvino") == ("inference_precision" in row), key
+        assert row["kind"] == ("variant" if row["model"] == "tiny_reduced" else "file")
+    variant = table["rows"]["tiny_reduced@openvino/int8"]
+    assert (variant["width_mult"], variant["reduced_tail"], variant["head"], variant["calibration_images"]) == (0.5, True, "bilinear_dense", 4)
+    assert "file" not in variant  # built in the temporary folder
+    assert table["rows"]["yolo@onnxruntime/int8"]["calibration_images"] == 4
+    prebuilt = table["rows"]["default@onnxruntime/int8"]
+    assert prebuilt["file"] == str(files["default"]) and "calibration_images" not in prebuilt
+    assert table["rows"]["yolo@openvino/fp32"]["file"] == str(files["yolo"])
+
+
+def test_speed_table_picks_each_models_fastest_runtime(speed):
+    table, _ = speed
+    for model in ("tiny_reduced", "default", "yolo"):
+        own = {k: r for k, r in table["rows"].items() if r["model"] == model}
+        best = table["best"][model]
+        assert best["e2e_p50_ms"] == min(r["e2e_p50_ms"] for r in own.values())
+        row = own[best["row"]]
+        assert (best["runtime"], best["precision"], best["e2e_p50_ms"]) == (row["runtime"], row["precision"], row["e2e_p50_ms"])
+    versus = table["best_vs_best"]
+    assert (versus["model"], versus["reference"]) == ("default", "yolo")
+    assert versus["e2e_p50_ratio"] == pytest.approx(table["best"]["default"]["e2e_p50_ms"] / table["best"]["yolo"]["e2e_p50_ms"], rel=1e-2)
+
+
+def test_speed_runtimes_are_checked():
+    assert parse_runtimes(["openvino/int8", "onnxruntime/fp32", "openvino/int8"]) == [("openvino", "int8"), ("onnxruntime", "fp32")]
+    assert [f"{r}/{p}" for r, p in parse_runtimes(RUNTIMES)] == list(RUNTIMES)
+    with pytest.raises(SpeedError, match="speed.runtimes: unknown 'openvino/fp16'"):
+        parse_runtimes(["openvino/fp16"])
+    with pytest.raises(SpeedError, match="speed.runtimes is empty"):
+        parse_runtimes([])
 
 
 def test_macs_of_known_layers():
@@ -121,12 +229,24 @@ def test_ablation_puts_head_back_on_its_branch(tmp_path, monkeypatch, capsys):
 def test_speed_stage_measures_every_variant_beside_yolo(pipeline_run):
     speed = json.loads((pipeline_run / "reports/speed/speed.json").read_text())
     params = __import__("yaml").safe_load((pipeline_run / "params.yaml").read_text())
-    assert set(params["speed"]["variants"]) | {"default_fp32", "default_int8", "yolo"} == set(speed["rows"])
+    measured = [r for r in params["speed"]["runtimes"] if r not in {f"{s['runtime']}/{s['precision']}" for s in speed["skipped"]}]
+    models = list(params["speed"]["variants"]) + ["default", "yolo"]
+    assert set(speed["rows"]) == {f"{m}@{r}" for m in models for r in measured}
     for name, row in speed["rows"].items():
         assert row["e2e_p50_ms"] > 0 and row["e2e_p50_ms"] <= row["e2e_p99_ms"] + 1e-9, name
-        assert row["e2e_p50_vs_yolo"] == pytest.approx(row["e2e_p50_ms"] / speed["rows"]["yolo"]["e2e_p50_ms"], rel=1e-2)
+        yolo = speed["rows"][f"yolo@{row['runtime']}/{row['precision']}"]
+        assert row["e2e_p50_vs_yolo"] == pytest.approx(row["e2e_p50_ms"] / yolo["e2e_p50_ms"], rel=1e-2, abs=1e-3)
+    assert speed["rows"]["default@onnxruntime/int8"]["file"] == "models/heatmap.int8.onnx"
+    assert speed["rows"]["yolo@openvino/int8"]["file"] == "models/openvino_int8/yolo.xml"
+    assert set(speed["best"]) == set(models) and speed["best_vs_best"]["model"] == "default"
+    csv = (pipeline_run / "reports/speed/variants.csv").read_text().splitlines()[0].split(",")
+    assert csv[:4] == ["name", "model", "runtime", "precision"] and "width_mult" in csv
     int8 = json.loads((pipeline_run / "reports/metrics/heatmap_int8.json").read_text())
     assert int8["n_images"] == 32 and 0 <= int8["pck_10px"] <= 1
+    for model in ("heatmap", "yolo"):
+        ov = json.loads((pipeline_run / f"reports/metrics/{model}_openvino_int8.json").read_text())
+        assert ov["n_images"] == 32 and 0 <= ov["pck_5px"] <= 1
     parity = json.loads((pipeline_run / "reports/deploy/int8_parity.json").read_text())
     assert parity["n_images"] == params["quantize"]["parity_images"] and np.isfinite(parity["keypoint_mean_diff_px"])
-    assert "Speed by design" in (pipeline_run / "README.md").read_text()
+    readme = (pipeline_run / "README.md").read_text()
+    assert "Speed by design" in readme and "Each model on its fastest CPU runtime" in readme and "Best against best" in readme

@@ -94,6 +94,7 @@ def make_paths(tmp: Path, images: Path, metrics_dir: Path = FIX / "metrics", **o
         ablation=tmp / "no-ablation.json",
         int8_metrics=tmp / "no-int8.json",
         int8_parity=tmp / "no-parity.json",
+        openvino_int8_metrics=str(tmp / "no-openvino-int8-{model}.json"),
     )
     kw.update(over)
     return ReportPaths(**kw)
@@ -443,3 +444,58 @@ def test_speed_section_judges_the_default_against_yolo(tmp_path, image_cache, ra
     assert ("`light_bilinear_stride8_128` against the default on the same schedule: 0.90× its end-to-end time; "
             "at least as accurate at 5 px, 10 px, less accurate at 1 px, 3 px.") in lines
     assert "`seed_256` against the default" not in lines  # it has its own line
+
+
+def runtime_speed_fixture(tmp: Path, images: Path) -> ReportPaths:
+    """A speed.json of the speed stage on every CPU runtime (bf16 skipped), with the OpenVINO INT8
+    metrics of both trained models; fp32 metrics are the fixture's."""
+    def row(model, runtime, precision, e2e, **extra):
+        return {"model": model, "runtime": runtime, "precision": precision, "kind": extra.pop("kind", "file"),
+                "model_p50_ms": round(e2e * 0.9, 4), "e2e_p50_ms": e2e, "e2e_p99_ms": e2e + 1, "e2e_fps": round(1000 / e2e, 2), **extra}
+
+    arch = {"kind": "variant", "backbone_tail": "light", "width_mult": 0.75, "reduced_tail": True, "head": "bilinear_dense",
+            "deconv_layers": 3, "deconv_channels": 32, "params_m": 1.5, "macs_m": 120.0}
+    times = {"w075": (3.0, 2.5, 2.8, 2.0), "default": (4.0, 4.4, 3.6, 2.4), "yolo": (6.0, 5.0, 5.5, 4.8)}
+    runtimes = [("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "int8")]
+    rows = {}
+    for model, ts in times.items():
+        for (runtime, precision), e2e in zip(runtimes, ts):
+            extra = arch if model == "w075" else {}
+            rows[f"{model}@{runtime}/{precision}"] = row(model, runtime, precision, e2e, **extra,
+                                                         e2e_p50_vs_yolo=round(e2e / times["yolo"][runtimes.index((runtime, precision))], 3))
+    best = {m: {"row": f"{m}@openvino/int8", "runtime": "openvino", "precision": "int8",
+                **{k: rows[f"{m}@openvino/int8"][k] for k in ("model_p50_ms", "e2e_p50_ms", "e2e_p99_ms", "e2e_fps")}} for m in times}
+    speed = {"device": "Test CPU", "threads": 2, "runtimes": [f"{r}/{p}" for r, p in runtimes[:3]] + ["openvino/bf16", "openvino/int8"],
+             "skipped": [{"runtime": "openvino", "precision": "bf16", "reason": "this CPU has no bfloat16 support"}],
+             "rows": rows, "best": best,
+             "best_vs_best": {"model": "default", "reference": "yolo", "model_row": "default@openvino/int8",
+                              "reference_row": "yolo@openvino/int8", "e2e_p50_ratio": 0.5}}
+    (tmp / "speed.json").write_text(json.dumps(speed))
+    for model, delta in (("heatmap", -0.004), ("yolo", -0.012)):
+        fp32 = json.loads((FIX / "metrics" / f"{model}.json").read_text())
+        (tmp / f"ov-{model}.json").write_text(json.dumps({**fp32, "pck_5px": fp32["pck_5px"] + delta}))
+    return make_paths(tmp, images, speed=tmp / "speed.json", openvino_int8_metrics=str(tmp / "ov-{model}.json"))
+
+
+def test_speed_section_shows_every_runtime_and_best_against_best(tmp_path, image_cache):
+    data = load_report_data(runtime_speed_fixture(tmp_path, image_cache))
+    lines = "\n".join(speed_section(data))
+    fp32 = {m: json.loads((FIX / "metrics" / f"{m}.json").read_text()) for m in ("heatmap", "yolo")}
+    # The ONNX Runtime fp32 table: torchvision's options shown in the backbone cell.
+    assert "| `w075` | light, ×0.75 width, reduced tail | bilinear_dense | 3 | 32 | 1.5 | 120.0 | 3.00 | 4.00 | 0.50 |" in lines
+    assert "| trained default, INT8 | – | – | – | – | – | – | 4.40 | 5.40 | 0.88 |" in lines
+    # Every runtime, each model's fastest in bold; bf16 skipped with its reason.
+    assert "| model | ONNX Runtime fp32 | ONNX Runtime INT8 | OpenVINO fp32 | OpenVINO INT8 |" in lines
+    assert "| trained default | 4.00 | 4.40 | 3.60 | **2.40** |" in lines
+    assert "| YOLO baseline | 6.00 | 5.00 | 5.50 | **4.80** |" in lines
+    assert "- OpenVINO bf16 not measured: this CPU has no bfloat16 support.\n" in lines
+    assert "\n\n\n" not in lines
+    # Each trained model on its fastest runtime, with the PCK@5px of what runs there.
+    assert "Each model on its fastest CPU runtime" in lines
+    pck = {m: f"{fp32[m]['pck_5px'] + d:.3f}" for m, d in (("heatmap", -0.004), ("yolo", -0.012))}
+    assert f"| trained default | OpenVINO INT8 | 2.16 | 2.40 | 3.40 | 416.7 | {pck['heatmap']} |" in lines
+    assert f"| YOLO baseline | OpenVINO INT8 | 4.32 | 4.80 | 5.80 | 208.3 | {pck['yolo']} |" in lines
+    assert ("- Best against best: the trained default on OpenVINO INT8 takes 2.40 ms end-to-end (p50) against YOLO's 4.80 ms "
+            "on OpenVINO INT8: 0.50× YOLO, which meets the ≤ 0.6× target.") in lines
+    assert (f"PCK@5px change against fp32: trained default -0.004 ({pck['heatmap']} vs {fp32['heatmap']['pck_5px']:.3f}; "
+            "end-to-end p50 2.40 ms vs 3.60 ms OpenVINO fp32); YOLO baseline -0.012") in lines

@@ -16,7 +16,7 @@ from conftest import GIT_IDENTITY, dvc, run
 from handkp.core.metrics import compute_metrics
 
 # `dvc exp show` narrowed as the README shows it.
-README_EXP_SHOW = ["--only-changed", "--drop", "Created|State|Executor", "--keep", "pck_5px|pck_10px|auc_0_15px|heatmap_p50_ms"]
+README_EXP_SHOW = ["--only-changed", "--drop", "Created|State|Executor", "--keep", ".*(pck_5px|pck_10px|auc_0_15px|heatmap_p50_ms)"]
 
 METRIC_KEYS = {"pck_1px", "pck_3px", "pck_5px", "pck_7px", "pck_10px", "auc_0_15px", "epe_mean_px",
                "epe_median_px", "n_images", "n_keypoints", "missed_images"}
@@ -62,11 +62,12 @@ def test_same_params_give_the_same_metrics(pipeline_run, tmp_path):
     repo = tmp_path / "again"
     shutil.copytree(pipeline_run, repo, symlinks=True)
     shutil.rmtree(repo / "models" / "heatmap_checkpoint")
-    dvc(["repro", "--force", "-s", "train"], repo)
+    trained = dvc(["repro", "--force", "-s", "train"], repo).stdout
     dvc(["repro", "--force", "-s", "evaluate"], repo)
     first = json.loads((pipeline_run / "reports/metrics/heatmap.json").read_text())
     second = json.loads((repo / "reports/metrics/heatmap.json").read_text())
-    assert first == second
+    curves = {run: (run / "reports/train/heatmap/plots/metrics/dev/auc_0_15px.tsv").read_text() for run in (pipeline_run, repo)}
+    assert first == second, f"retraining log:\n{trained}\ndev AUC per epoch, first and second run: {list(curves.values())}"
 
 
 def test_ablation_with_four_deconv_layers_runs_end_to_end(pipeline_run, tmp_path):
@@ -89,11 +90,13 @@ def test_ablation_with_four_deconv_layers_runs_end_to_end(pipeline_run, tmp_path
     # The README's narrowed view: one line per run, the params that differ and the headline columns.
     shown = dvc(["exp", "show", "--csv", *README_EXP_SHOW], repo).stdout.splitlines()
     header = shown[0].split(",")
-    assert "deconv_layers" in header and "pck_5px" in header and "heatmap_p50_ms" in header
-    assert not any(h in header for h in ("Created", "State", "Executor", "lr", "epochs"))
+    column = {name: next((i for i, h in enumerate(header) if h.endswith(name)), None)
+              for name in ("model.deconv_layers", "heatmap.json:pck_5px", "yolo.json:pck_5px", "heatmap_p50_ms")}
+    assert None not in column.values(), header
+    assert not any(h.endswith(("Created", "State", "Executor", ".lr", ".epochs")) for h in header), header
     rows = [line.split(",") for line in shown[1:]]
     assert len(rows) == 3  # workspace, the baseline commit, the experiment
-    assert {row[header.index("deconv_layers")] for row in rows} == {"3", "4"}
+    assert {row[column["model.deconv_layers"]] for row in rows} == {"3", "4"}
 
 
 def test_killed_training_resumes_from_its_last_checkpoint(pipeline_run, tmp_path):

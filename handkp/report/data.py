@@ -40,6 +40,7 @@ class ReportPaths:
     int8_parity: Path = Path("reports/deploy/int8_parity.json")
     openvino_int8_metrics: str = "reports/metrics/{model}_openvino_int8.json"  # the openvino_int8 stage, per model
     robustness: Path = Path("reports/metrics/robustness.json")
+    multihand: Path = Path("reports/metrics/multihand.json")
 
     def of(self, template: str, model: str) -> Path:
         return Path(template.format(model=model))
@@ -77,6 +78,7 @@ class ReportData:
     int8_metrics: dict[str, Any] | None = None
     int8_parity: dict[str, Any] | None = None
     robustness: dict[str, Any] | None = None
+    multihand: dict[str, Any] | None = None
     openvino_int8: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # model -> metrics (or None)
 
 
@@ -166,6 +168,6 @@ def load_report_data(paths: ReportPaths) -> ReportData:
         models, params, latency, paths.latency, ground_truth, paths,
         speed=read_json(paths.speed), ablation=read_json(paths.ablation),
         int8_metrics=read_json(paths.int8_metrics), int8_parity=read_json(paths.int8_parity),
-        robustness=read_json(paths.robustness),
+        robustness=read_json(paths.robustness), multihand=read_json(paths.multihand),
         openvino_int8={name: read_json(paths.of(paths.openvino_int8_metrics, name)) for name in MODELS},
     )

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from .data import ReportData
 from .figures import FIGURE_TITLES
 from .format import TABLE_NAMES, posix
+from .multihand import multihand_section
 from .sentences import comparison_lines, describe_setup
 from .tables import accuracy_table, latency_table, robustness_section, speed_section
 
@@ -46,6 +47,8 @@ def render_markdown(data: ReportData, figure_links: Mapping[str, str]) -> str:
     out += [f"- {line}" for line in comparison_lines(data)]
     out += ["", "### Robustness: the conditions users meet", ""]
     out += robustness_section(data)
+    out += ["", "### Several hands in larger frames", ""]
+    out += multihand_section(data)
     out += ["", "### Speed by design: head variants against YOLO on CPU", ""]
     out += speed_section(data)
     out += ["", "### Figures", ""]

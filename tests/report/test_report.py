@@ -95,6 +95,7 @@ def make_paths(tmp: Path, images: Path, metrics_dir: Path = FIX / "metrics", **o
         int8_metrics=tmp / "no-int8.json",
         int8_parity=tmp / "no-parity.json",
         openvino_int8_metrics=str(tmp / "no-openvino-int8-{model}.json"),
+        multihand=tmp / "no-multihand.json",
     )
     kw.update(over)
     return ReportPaths(**kw)

@@ -1,0 +1,191 @@
+"""Several hands in larger frames: ``MultiHandPipeline`` (the YOLO-pose detector, the tracker
+and the heatmap model) on synthetic clips of val hands (``handkp.evaluate.clips``), scored
+against the labels moved with each hand.
+
+    clips = make_clips(pixels, keypoints, names, seed, n_clips=12, frames=60)
+    runs = run_clips(lambda: MultiHandPipeline(predictor, detector, HandTracker(...)), clips)
+    figures = score(clips, runs)             # {"overall": {...}, "by_hands": {"0": {...}, ...}}
+
+Per frame the predicted hands are matched to the true ones (``match_frame``: at most one each,
+the most pairs, then the smallest mean keypoint distance in the true hand's sizes; a pair needs
+that distance <= ``MATCH_DISTANCE`` or box IoU >= ``MATCH_IOU``). Then:
+
+- **PCK@t** of every visible keypoint of every true hand, the error measured in the source
+  image's px (frame px / the hand's scale), so it reads like the 224×224 val figures; a missed
+  hand's keypoints count as misses. ``epe_median_px``: over matched hands only.
+- **missed hands**: true hands matched to no prediction (per hand per frame); **false hands**:
+  predictions matched to nothing; **ID switches**: a true hand matched to a predicted id other
+  than the one it was last matched to; **hand-free false positives**: frames without a true hand
+  where at least one hand was predicted.
+- **FPS**: frames / the wall time of ``process`` (detector, crops, model and tracker).
+``by_hands`` groups frames by how many true hands they hold."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import polars as pl
+
+from ..core.io import sha256_file, write_json
+from ..core.paths import HEATMAP_ONNX, IMAGE_CACHE, METRICS, PREPARED_TABLE, YOLO_ONNX
+from ..data.cache import CacheError, ImageCache
+from ..data.dataset import split_arrays
+from ..runtime import load_predictor
+from ..track import HandTracker, MultiHandPipeline, TrackedHand, YoloHandDetector
+from ..track.tracker import best_assignment, box_iou
+from .clips import Clip, FrameHand, make_clips
+
+MULTIHAND = METRICS / "multihand.json"
+PCK_THRESHOLDS = (1, 3, 5, 10)
+MATCH_DISTANCE = 0.5  # mean keypoint distance, in the true hand's sizes (its visible keypoints' box, longer side)
+MATCH_IOU = 0.3
+FPS_CLIP = 30.0  # the clips' timestamps: frame i at i / 30 s
+
+__all__ = ["ClipRun", "make_clips", "match_frame", "run_clips", "run_multihand", "score"]
+
+
+@dataclass
+class ClipRun:
+    """One clip through a pipeline: the hands predicted per frame and the seconds of each
+    ``process`` call."""
+
+    hands: list[list[TrackedHand]] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+
+def run_clips(pipeline_factory: Callable[[], MultiHandPipeline], clips: list[Clip]) -> list[ClipRun]:
+    """Every clip frame by frame through a fresh pipeline (``pipeline_factory()`` per clip, so a
+    fresh tracker); only ``process`` is timed (the frames are rendered before)."""
+    runs = []
+    for clip in clips:
+        pipeline, run = pipeline_factory(), ClipRun()
+        for i in range(len(clip)):
+            frame = clip.frame(i)
+            start = time.perf_counter()
+            hands = pipeline.process(frame, i / FPS_CLIP)
+            run.seconds.append(time.perf_counter() - start)
+            run.hands.append(list(hands))
+        runs.append(run)
+    return runs
+
+
+def hand_size(hand: FrameHand) -> float:
+    box = hand.box()
+    return max(float(max(box[2] - box[0], box[3] - box[1])), 1.0)
+
+
+def match_frame(truth: list[FrameHand], predicted: list[TrackedHand]) -> list[tuple[int, int]]:
+    """(truth index, prediction index) pairs of one frame (the module's docstring)."""
+    if not truth or not predicted:
+        return []
+    cost = np.full((len(truth), len(predicted)), np.inf)
+    for r, t in enumerate(truth):
+        vis = t.visible if t.visible.any() else np.ones(len(t.keypoints), bool)
+        for c, p in enumerate(predicted):
+            d = float(np.linalg.norm(np.asarray(p.keypoints, np.float64)[vis] - t.keypoints[vis], axis=1).mean()) / hand_size(t)
+            if d <= MATCH_DISTANCE or box_iou(t.box(), np.asarray(p.box, np.float64)) >= MATCH_IOU:
+                cost[r, c] = d
+    return best_assignment(cost, 1e12)
+
+
+def _frame_records(clips: list[Clip], runs: list[ClipRun]) -> list[dict]:
+    """One record per frame: n_true, errors (source px of visible keypoints; inf for a missed
+    hand's), matched_errors, missed, false, switches, seconds."""
+    records = []
+    for clip, run in zip(clips, runs):
+        if len(run.hands) != len(clip):
+            raise ValueError(f"clip {clip.index}: {len(run.hands)} predicted frames for {len(clip)} frames")
+        last_id: dict[int, int] = {}
+        for i, (truth, predicted) in enumerate(zip(clip.truth, run.hands)):
+            pairs = dict(match_frame(truth, predicted))
+            errors, matched, switches = [], [], 0
+            for r, t in enumerate(truth):
+                if r not in pairs:
+                    errors.append(np.full(int(t.visible.sum()), np.inf))
+                    continue
+                p = predicted[pairs[r]]
+                e = np.linalg.norm(np.asarray(p.keypoints, np.float64)[t.visible] - t.keypoints[t.visible], axis=1) / t.scale
+                errors.append(e)
+                matched.append(e)
+                if t.identity in last_id and last_id[t.identity] != p.id:
+                    switches += 1
+                last_id[t.identity] = p.id
+            records.append({"n_true": len(truth), "errors": np.concatenate(errors) if errors else np.empty(0),
+                            "matched_errors": np.concatenate(matched) if matched else np.empty(0),
+                            "missed": len(truth) - len(pairs), "false": len(predicted) - len(pairs),
+                            "switches": switches, "n_pred": len(predicted),
+                            "seconds": run.seconds[i] if i < len(run.seconds) else 0.0})
+    return records
+
+
+def _figures(records: list[dict]) -> dict:
+    errors = np.concatenate([r["errors"] for r in records]) if records else np.empty(0)
+    matched = np.concatenate([r["matched_errors"] for r in records]) if records else np.empty(0)
+    hands = sum(r["n_true"] for r in records)
+    free = [r for r in records if r["n_true"] == 0]
+    seconds = sum(r["seconds"] for r in records)
+    out = {"frames": len(records), "hands": hands, "keypoints": int(errors.size)}
+    for t in PCK_THRESHOLDS:
+        out[f"pck_{t}px"] = float(np.mean(errors <= t)) if errors.size else None
+    out["epe_median_px"] = float(np.median(matched)) if matched.size else None
+    missed = sum(r["missed"] for r in records)
+    out.update({"missed_hands": missed, "missed_rate": missed / hands if hands else None,
+                "false_hands": sum(r["false"] for r in records),
+                "id_switches": sum(r["switches"] for r in records),
+                "hand_free_frames": len(free), "hand_free_false_positive_frames": sum(r["n_pred"] > 0 for r in free),
+                "hand_free_false_positive_rate": (sum(r["n_pred"] > 0 for r in free) / len(free)) if free else None,
+                "fps": len(records) / seconds if seconds > 0 else None})
+    return out
+
+
+def score(clips: list[Clip], runs: list[ClipRun]) -> dict:
+    """{"overall": figures, "by_hands": {"<n true hands in the frame>": figures}} (the module's
+    docstring: what each figure is)."""
+    records = _frame_records(clips, runs)
+    counts = sorted({r["n_true"] for r in records})
+    return {"overall": _figures(records),
+            "by_hands": {str(n): _figures([r for r in records if r["n_true"] == n]) for n in counts}}
+
+
+def rounded_figures(figures: dict, digits: int = 6) -> dict:
+    return {k: round(v, digits) if isinstance(v, float) else v for k, v in figures.items()}
+
+
+def run_multihand(params: dict) -> dict:
+    """The multihand stage: ``multihand.n_clips`` clips of val hands through the ONNX heatmap
+    model and the YOLO detector (ONNX Runtime, ``benchmark.threads``), smoothing off ->
+    reports/metrics/multihand.json."""
+    cfg, seed = params["multihand"], int(params["seed"])
+    names, pixels = ImageCache(IMAGE_CACHE).split("val")
+    table_names, keypoints = split_arrays(pl.read_parquet(PREPARED_TABLE), "val")
+    if table_names != names:
+        raise CacheError(f"{IMAGE_CACHE}: the val cache does not match {PREPARED_TABLE}; run dvc repro prepare")
+    threads, conf = int(params["benchmark"]["threads"]), float(params["yolo"]["conf_threshold"])
+    frame_size = (int(cfg["frame_size"][0]), int(cfg["frame_size"][1]))
+    settings = {"n_clips": int(cfg["n_clips"]), "frames": int(cfg["frames"]), "frame_size": list(frame_size),
+                "max_hands": int(cfg["max_hands"]),
+                "detect_every": int(cfg["detect_every"]), "presence_threshold": float(cfg["presence_threshold"]),
+                "smoothing": False, "conf_threshold": conf, "threads": threads, "seed": seed,
+                "match_distance": MATCH_DISTANCE, "match_iou": MATCH_IOU, "clip_fps": FPS_CLIP}
+    predictor = load_predictor(HEATMAP_ONNX, "onnxruntime", "cpu", threads)
+    detector = YoloHandDetector(YOLO_ONNX, conf_threshold=conf, threads=threads)
+
+    def pipeline() -> MultiHandPipeline:
+        tracker = HandTracker(max_hands=settings["max_hands"], detect_every=settings["detect_every"],
+                              presence_threshold=settings["presence_threshold"], smoothing=None,
+                              crop_size=predictor.input_size)
+        return MultiHandPipeline(predictor, detector, tracker)
+
+    clips = make_clips(pixels, keypoints, names, seed, settings["n_clips"], settings["frames"], frame_size,
+                       settings["max_hands"])
+    figures = score(clips, run_clips(pipeline, clips))
+    result = {"settings": settings, "files": {"heatmap": sha256_file(HEATMAP_ONNX), "yolo": sha256_file(YOLO_ONNX)},
+              "overall": rounded_figures(figures["overall"]),
+              "by_hands": {n: rounded_figures(f) for n, f in figures["by_hands"].items()}}
+    o = result["overall"]
+    print(f"multihand: {o['frames']} frames, {o['hands']} hands: PCK@5 {o['pck_5px']}, missed {o['missed_hands']}, "
+          f"false {o['false_hands']}, ID switches {o['id_switches']}, {o['fps']} FPS")
+    write_json(MULTIHAND, result)
+    return result

@@ -1,0 +1,52 @@
+"""The README's "Several hands in larger frames" section, from reports/metrics/multihand.json
+(the multihand stage): the figures overall and per number of true hands in the frame."""
+from __future__ import annotations
+
+from .data import ReportData
+from .format import MISSING, fmt_count, fmt_fps, fmt_pck, fmt_px, num, posix
+
+MULTIHAND_PCK = (1, 3, 5, 10)
+
+
+def _rate(v: float | None) -> str:
+    return MISSING if v is None else f"{v:.1%}"
+
+
+def _row(label: str, f: dict) -> str:
+    cells = [label, fmt_count(num(f, "frames")), fmt_count(num(f, "hands"))]
+    cells += [fmt_pck(num(f, f"pck_{t}px")) for t in MULTIHAND_PCK]
+    cells += [fmt_px(num(f, "epe_median_px")),
+              f"{fmt_count(num(f, 'missed_hands'))} ({_rate(num(f, 'missed_rate'))})" if num(f, "hands") else MISSING,
+              fmt_count(num(f, "false_hands")), fmt_count(num(f, "id_switches")),
+              f"{fmt_count(num(f, 'hand_free_false_positive_frames'))} of {fmt_count(num(f, 'hand_free_frames'))}"
+              if num(f, "hand_free_frames") else MISSING]
+    return "| " + " | ".join(cells) + " |"
+
+
+def multihand_section(data: ReportData) -> list[str]:
+    """The table of the multihand stage (a line saying it has not run where its file is missing)."""
+    mh = data.multihand
+    if not mh or not mh.get("overall"):
+        return [f"No multihand run yet (`{posix(data.paths.multihand)}`)."]
+    s = mh.get("settings", {})
+    size = s.get("frame_size") or [MISSING, MISSING]
+    head = ["true hands in the frame", "frames", "hands"] + [f"PCK@{t}px" for t in MULTIHAND_PCK]
+    head += ["EPE median px", "missed hands", "false hands", "ID switches", "hand-free frames with a hand"]
+    smoothing = "on" if s.get("smoothing") else "off"
+    lines = [
+        f"{fmt_count(num(s, 'n_clips'))} synthetic clips of {fmt_count(num(s, 'frames'))} frames at {size[0]}×{size[1]}: "
+        f"0–{fmt_count(num(s, 'max_hands'))} val hands per clip, each scaled (0.4–1.2), turned and moving, entering and "
+        "leaving, through the YOLO detector, the tracker and the heatmap model "
+        f"(detector every {fmt_count(num(s, 'detect_every'))} frame(s) while places are free, presence threshold "
+        f"{s.get('presence_threshold', MISSING)}, smoothing {smoothing}). PCK in the source image's px "
+        "(frame px / the hand's scale); a missed hand's keypoints count as misses; EPE over matched hands.",
+        "",
+        "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
+        _row("all", mh["overall"]),
+    ]
+    by = mh.get("by_hands") or {}
+    for n in sorted(by, key=lambda k: int(k)):
+        lines.append(_row(n, by[n]))
+    lines += ["", f"End to end (detector, crops, model, tracker) {fmt_fps(num(mh['overall'], 'fps'))} FPS "
+                  f"on {fmt_count(num(s, 'threads'))} ONNX Runtime thread(s)."]
+    return lines

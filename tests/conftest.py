@@ -18,6 +18,11 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
 TINY_ZIP = FIXTURES / "hand-keypoints-tiny.zip"
 
+# The environment as the session started: libraries imported by tests in this process (Ultralytics,
+# NNCF) set variables such as OMP_NUM_THREADS=1, which must not leak into the pipeline runs a test
+# starts (a training with another thread count computes other floating-point sums).
+SESSION_ENV = dict(os.environ)
+
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@localhost", "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@localhost"}
 
 # Params that make the whole pipeline take a few minutes on 2 CPU cores.
@@ -44,7 +49,7 @@ def deep_update(base: dict, overrides: dict) -> dict:
 
 def run(cmd: list[str], cwd: Path, check: bool = True, **kw) -> subprocess.CompletedProcess:
     """Runs a command, returning its output; on failure the assertion shows stdout and stderr."""
-    env = {**os.environ, **GIT_IDENTITY, "PYTHONUNBUFFERED": "1", **kw.pop("env", {})}
+    env = {**SESSION_ENV, **GIT_IDENTITY, "PYTHONUNBUFFERED": "1", **kw.pop("env", {})}
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, **kw)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(map(str, cmd))} exited {proc.returncode}\nstdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}")

@@ -1,7 +1,6 @@
 """End to end: `dvc repro` on the tiny real fixture, reproducibility, the deconv_layers=4
 ablation through `dvc exp run`, and resume after a killed training run."""
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -12,7 +11,7 @@ import polars as pl
 import pytest
 import torch
 
-from conftest import GIT_IDENTITY, dvc, run
+from conftest import GIT_IDENTITY, SESSION_ENV, dvc, run
 from handkp.core.metrics import compute_metrics
 
 # `dvc exp show` narrowed as the README shows it.
@@ -104,7 +103,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(pipeline_run, tmp_path
     shutil.copytree(pipeline_run, repo, symlinks=True)
     params = (repo / "params.yaml").read_text().replace("epochs: 2", "epochs: 3")
     (repo / "params.yaml").write_text(params)
-    env = {**os.environ, **GIT_IDENTITY, "PYTHONUNBUFFERED": "1"}
+    env = {**SESSION_ENV, **GIT_IDENTITY, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "stages/train.py"], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     deadline = time.time() + 300

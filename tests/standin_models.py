@@ -70,3 +70,50 @@ def standin_yolo_onnx(path: Path, raw: np.ndarray, input_size: int = 224, kpt_sh
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return Path(path)
+
+
+def tiny_yolo_onnx(root: Path) -> Path:
+    """A real Ultralytics YOLO11n-pose export (21 keypoints, one class, 224 px) with random
+    weights, built from Ultralytics' own yaml in ``root`` (not a stand-in: the real network)."""
+    import os
+
+    import yaml
+
+    from handkp.yolo.ultralytics import configure_ultralytics
+
+    configure_ultralytics()
+    import ultralytics
+    from ultralytics import YOLO
+
+    cfg = yaml.safe_load((Path(ultralytics.__file__).parent / "cfg/models/11/yolo11-pose.yaml").read_text())
+    cfg.update(kpt_shape=[NUM_KEYPOINTS, 3], nc=1, scale="n")
+    (root / "yolo11n-pose-hand.yaml").write_text(yaml.safe_dump(cfg))
+    here = os.getcwd()
+    os.chdir(root)  # the export of a model built from a .yaml is written to the working folder
+    try:
+        exported = Path(YOLO(str(root / "yolo11n-pose-hand.yaml"), task="pose").export(
+            format="onnx", imgsz=224, batch=1, dynamic=False, simplify=False, device="cpu"))
+    finally:
+        os.chdir(here)
+    return exported if exported.is_absolute() else root / exported
+
+
+class PresenceDecoder:
+    """STAND-IN decoder for stand-in keypoint models whose raw output (1, 1 + 2K) is the presence
+    then the K keypoints in crop px; takes the heatmap model's input convention."""
+
+    kind, pad_value = "heatmap", (0, 0, 0)
+
+    @staticmethod
+    def to_input(rgb):
+        from handkp.runtime.decoders import rgb_to_nchw
+
+        return rgb_to_nchw(rgb)
+
+    @staticmethod
+    def decode(raw, box):
+        from handkp.runtime.predictor import Prediction
+
+        presence = float(raw[0, 0])
+        return Prediction(box.to_image(raw[0, 1:].reshape(NUM_KEYPOINTS, 2)),
+                          np.full(NUM_KEYPOINTS, presence, np.float32), True, presence)

@@ -28,14 +28,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from standin_models import standin_yolo_onnx, tiny_heatmap_onnx, yolo_raw
+from standin_models import PresenceDecoder, standin_yolo_onnx, tiny_heatmap_onnx, yolo_raw
 from test_live import BLOCK_HEAVY
 
 from handkp.__main__ import main as cli_main
 from handkp.app import cli, errors, overlay, tracking
 from handkp.core.keypoints import IMAGE_SIZE, NUM_KEYPOINTS
-from handkp.runtime import Prediction, Predictor, load_predictor
-from handkp.runtime.decoders import YOLO_PAD_RGB, rgb_to_nchw
+from handkp.runtime import Predictor, load_predictor
+from handkp.runtime.decoders import YOLO_PAD_RGB
 from handkp.runtime.predictor import letterbox
 from handkp.track import HandTracker, MultiHandPipeline, OneEuroSettings, TrackedHand, YoloHandDetector
 from handkp.track.roi import PALM_KEYPOINTS
@@ -162,17 +162,7 @@ def standin_keypoint_model(scene: Scene) -> Predictor:
                 out[n, 0], out[n, 1:] = 0.05, IMAGE_SIZE / 2  # no hand: a low presence
         return out
 
-    class Decoder:
-        kind, pad_value = "heatmap", (0, 0, 0)
-        to_input = staticmethod(rgb_to_nchw)  # the heatmap model's: pixel values, NCHW
-
-        @staticmethod
-        def decode(raw, box):
-            presence = float(raw[0, 0])
-            return Prediction(box.to_image(raw[0, 1:].reshape(NUM_KEYPOINTS, 2)),
-                              np.full(NUM_KEYPOINTS, presence, np.float32), True, presence)
-
-    return Predictor(Decoder(), "stand-in", backend, IMAGE_SIZE)
+    return Predictor(PresenceDecoder(), "stand-in", backend, IMAGE_SIZE)
 
 
 def standin_detector(scene: Scene):

@@ -13,11 +13,11 @@ be no further from fp32 than that yardstick."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from standin_models import tiny_yolo_onnx
 import yaml
 
 from handkp.app import cli
@@ -53,24 +53,7 @@ def heatmap_onnx(tmp_path_factory, val_images) -> Path:
 @pytest.fixture(scope="module")
 def yolo_onnx(tmp_path_factory) -> Path:
     """A real Ultralytics YOLO11n-pose export (21 keypoints, one class, 224 px), random weights."""
-    from handkp.yolo.ultralytics import configure_ultralytics
-
-    configure_ultralytics()
-    import ultralytics
-    from ultralytics import YOLO
-
-    root = tmp_path_factory.mktemp("ov-yolo")
-    cfg = yaml.safe_load((Path(ultralytics.__file__).parent / "cfg/models/11/yolo11-pose.yaml").read_text())
-    cfg.update(kpt_shape=[21, 3], nc=1, scale="n")
-    (root / "yolo11n-pose-hand.yaml").write_text(yaml.safe_dump(cfg))
-    here = os.getcwd()
-    os.chdir(root)  # the export of a model built from a .yaml is written to the working folder
-    try:
-        exported = Path(YOLO(str(root / "yolo11n-pose-hand.yaml"), task="pose").export(
-            format="onnx", imgsz=224, batch=1, dynamic=False, simplify=False, device="cpu"))
-    finally:
-        os.chdir(here)
-    return exported if exported.is_absolute() else root / exported
+    return tiny_yolo_onnx(tmp_path_factory.mktemp("ov-yolo"))
 
 
 def leftovers(folder: Path) -> list[str]:

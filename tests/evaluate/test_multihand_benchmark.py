@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from standin_models import PresenceDecoder
 
 from handkp.core.keypoints import IMAGE_SIZE, NUM_KEYPOINTS
 from handkp.evaluate.clips import Clip, FrameHand
 from handkp.evaluate.multihand import ClipRun, make_clips, run_clips, score
-from handkp.runtime import Prediction, Predictor
-from handkp.runtime.decoders import rgb_to_nchw
+from handkp.runtime import Predictor
 from handkp.track import HandTracker, MultiHandPipeline, TrackedHand
 from handkp.track.roi import PALM_KEYPOINTS, to_crop
 
@@ -160,17 +160,7 @@ def standin_keypoint_model(state: dict) -> Predictor:
                 out[n, 0], out[n, 1:] = 1.0, best[1].reshape(-1)
         return out
 
-    class Decoder:
-        kind, pad_value = "heatmap", (0, 0, 0)
-        to_input = staticmethod(rgb_to_nchw)
-
-        @staticmethod
-        def decode(raw, box):
-            presence = float(raw[0, 0])
-            return Prediction(box.to_image(raw[0, 1:].reshape(NUM_KEYPOINTS, 2)),
-                              np.full(NUM_KEYPOINTS, presence, np.float32), True, presence)
-
-    return Predictor(Decoder(), "stand-in", backend, IMAGE_SIZE)
+    return Predictor(PresenceDecoder(), "stand-in", backend, IMAGE_SIZE)
 
 
 def standin_detector(state: dict):

@@ -2,12 +2,11 @@
 runtime (tiny random-weight heatmap exports and a tiny Ultralytics YOLO export, a few iterations)
 and the speed stage's outputs."""
 import json
-import os
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
+from standin_models import tiny_yolo_onnx
 import torch
 from torch import nn
 
@@ -29,29 +28,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def tiny_yolo_onnx(root: Path) -> Path:
-    """A real Ultralytics YOLO11n-pose export (21 keypoints, one class, 224 px), random weights."""
-    import yaml
-
-    from handkp.yolo.ultralytics import configure_ultralytics
-
-    configure_ultralytics()
-    import ultralytics
-    from ultralytics import YOLO
-
-    cfg = yaml.safe_load((Path(ultralytics.__file__).parent / "cfg/models/11/yolo11-pose.yaml").read_text())
-    cfg.update(kpt_shape=[21, 3], nc=1, scale="n")
-    (root / "yolo11n-pose-hand.yaml").write_text(yaml.safe_dump(cfg))
-    here = os.getcwd()
-    os.chdir(root)  # the export of a model built from a .yaml is written to the working folder
-    try:
-        exported = Path(YOLO(str(root / "yolo11n-pose-hand.yaml"), task="pose").export(
-            format="onnx", imgsz=224, batch=1, dynamic=False, simplify=False, device="cpu"))
-    finally:
-        os.chdir(here)
-    return exported if exported.is_absolute() else root / exported
 
 
 @pytest.fixture(scope="module")

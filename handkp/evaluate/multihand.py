@@ -3,8 +3,12 @@ and the heatmap model) on synthetic clips of val hands (``handkp.evaluate.clips`
 against the labels moved with each hand.
 
     clips = make_clips(pixels, keypoints, names, seed, n_clips=12, frames=60)
-    runs = run_clips(lambda: MultiHandPipeline(predictor, detector, HandTracker(...)), clips)
+    runs = run_clips(lambda clip: MultiHandPipeline(predictor, detector, HandTracker(...)), clips)
     figures = score(clips, runs)             # {"overall": {...}, "by_hands": {"0": {...}, ...}}
+
+The stage runs the clips twice: with the YOLO detector, and with ``LabelBoxes`` in its place
+(top-down pose evaluation's ground-truth boxes), so that what the detector misses and what the
+tracker and the keypoint model miss read apart.
 
 Per frame the predicted hands are matched to the true ones (``match_frame``: at most one each,
 the most pairs, then the smallest mean keypoint distance in the true hand's sizes; a pair needs
@@ -17,7 +21,8 @@ that distance <= ``MATCH_DISTANCE`` or box IoU >= ``MATCH_IOU``). Then:
   predictions matched to nothing; **ID switches**: a true hand matched to a predicted id other
   than the one it was last matched to; **hand-free false positives**: frames without a true hand
   where at least one hand was predicted.
-- **FPS**: frames / the wall time of ``process`` (detector, crops, model and tracker).
+- **FPS**: frames / the wall time of ``process`` (detector, crops, model and tracker; with label
+  boxes, no detector).
 ``by_hands`` groups frames by how many true hands they hold."""
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ from ..data.cache import CacheError, ImageCache
 from ..data.dataset import split_arrays
 from ..runtime import load_predictor
 from ..track import HandTracker, MultiHandPipeline, TrackedHand, YoloHandDetector
+from ..track.pipeline import Detector
 from ..track.tracker import best_assignment, box_iou
 from .clips import Clip, FrameHand, make_clips
 
@@ -42,8 +48,9 @@ PCK_THRESHOLDS = (1, 3, 5, 10)
 MATCH_DISTANCE = 0.5  # mean keypoint distance, in the true hand's sizes (its visible keypoints' box, longer side)
 MATCH_IOU = 0.3
 FPS_CLIP = 30.0  # the clips' timestamps: frame i at i / 30 s
+LABEL_BOX_SCALE = 1.2  # a detector's box spans ~1.2 x the hand's keypoints (handkp.track.roi's measure)
 
-__all__ = ["ClipRun", "make_clips", "match_frame", "run_clips", "run_multihand", "score"]
+__all__ = ["ClipRun", "LabelBoxes", "make_clips", "match_frame", "run_clips", "run_multihand", "score"]
 
 
 @dataclass
@@ -55,14 +62,34 @@ class ClipRun:
     seconds: list[float] = field(default_factory=list)
 
 
-def run_clips(pipeline_factory: Callable[[], MultiHandPipeline], clips: list[Clip]) -> list[ClipRun]:
-    """Every clip frame by frame through a fresh pipeline (``pipeline_factory()`` per clip, so a
-    fresh tracker); only ``process`` is timed (the frames are rendered before)."""
+class LabelBoxes:
+    """The detector's place taken by the labels: the boxes of the true hands of frame ``frame``
+    of ``clip`` (their keypoints' extent, ``LABEL_BOX_SCALE`` x as large about its centre, as a
+    detector frames a hand), in the clip's order. ``run_clips`` sets ``frame`` before each frame."""
+
+    def __init__(self, clip: Clip):
+        self.clip, self.frame = clip, 0
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        boxes = []
+        for hand in self.clip.truth[self.frame]:
+            b = hand.box()
+            centre, half = (b[:2] + b[2:]) / 2, (b[2:] - b[:2]) * LABEL_BOX_SCALE / 2
+            boxes.append(np.concatenate([centre - half, centre + half]))
+        return np.array(boxes, np.float32).reshape(-1, 4)
+
+
+def run_clips(pipeline_factory: Callable[[Clip], MultiHandPipeline], clips: list[Clip]) -> list[ClipRun]:
+    """Every clip frame by frame through a fresh pipeline (``pipeline_factory(clip)`` per clip, so
+    a fresh tracker); only ``process`` is timed (the frames are rendered before). A pipeline whose
+    detector is ``LabelBoxes`` has it moved to each frame."""
     runs = []
     for clip in clips:
-        pipeline, run = pipeline_factory(), ClipRun()
+        pipeline, run = pipeline_factory(clip), ClipRun()
         for i in range(len(clip)):
             frame = clip.frame(i)
+            if isinstance(pipeline.detector, LabelBoxes):
+                pipeline.detector.frame = i
             start = time.perf_counter()
             hands = pipeline.process(frame, i / FPS_CLIP)
             run.seconds.append(time.perf_counter() - start)
@@ -153,10 +180,16 @@ def rounded_figures(figures: dict, digits: int = 6) -> dict:
     return {k: round(v, digits) if isinstance(v, float) else v for k, v in figures.items()}
 
 
+def rounded_score(figures: dict) -> dict:
+    return {"overall": rounded_figures(figures["overall"]),
+            "by_hands": {n: rounded_figures(f) for n, f in figures["by_hands"].items()}}
+
+
 def run_multihand(params: dict) -> dict:
     """The multihand stage: ``multihand.n_clips`` clips of val hands through the ONNX heatmap
-    model and the YOLO detector (ONNX Runtime, ``benchmark.threads``), smoothing off ->
-    reports/metrics/multihand.json."""
+    model and the YOLO detector (ONNX Runtime, ``benchmark.threads``), smoothing off, then again
+    with ``LabelBoxes`` for the detector -> reports/metrics/multihand.json (the YOLO run's
+    figures at the top, the label-box run's under ``label_boxes``)."""
     cfg, seed = params["multihand"], int(params["seed"])
     names, pixels = ImageCache(IMAGE_CACHE).split("val")
     table_names, keypoints = split_arrays(pl.read_parquet(PREPARED_TABLE), "val")
@@ -172,20 +205,21 @@ def run_multihand(params: dict) -> dict:
     predictor = load_predictor(HEATMAP_ONNX, "onnxruntime", "cpu", threads)
     detector = YoloHandDetector(YOLO_ONNX, conf_threshold=conf, threads=threads)
 
-    def pipeline() -> MultiHandPipeline:
+    def pipeline(clip_detector: Detector) -> MultiHandPipeline:
         tracker = HandTracker(max_hands=settings["max_hands"], detect_every=settings["detect_every"],
                               presence_threshold=settings["presence_threshold"], smoothing=None,
                               crop_size=predictor.input_size)
-        return MultiHandPipeline(predictor, detector, tracker)
+        return MultiHandPipeline(predictor, clip_detector, tracker)
 
     clips = make_clips(pixels, keypoints, names, seed, settings["n_clips"], settings["frames"], frame_size,
                        settings["max_hands"])
-    figures = score(clips, run_clips(pipeline, clips))
-    result = {"settings": settings, "files": {"heatmap": sha256_file(HEATMAP_ONNX), "yolo": sha256_file(YOLO_ONNX)},
-              "overall": rounded_figures(figures["overall"]),
-              "by_hands": {n: rounded_figures(f) for n, f in figures["by_hands"].items()}}
-    o = result["overall"]
-    print(f"multihand: {o['frames']} frames, {o['hands']} hands: PCK@5 {o['pck_5px']}, missed {o['missed_hands']}, "
-          f"false {o['false_hands']}, ID switches {o['id_switches']}, {o['fps']} FPS")
+    with_yolo = rounded_score(score(clips, run_clips(lambda clip: pipeline(detector), clips)))
+    with_labels = rounded_score(score(clips, run_clips(lambda clip: pipeline(LabelBoxes(clip)), clips)))
+    result = {"settings": {**settings, "label_box_scale": LABEL_BOX_SCALE},
+              "files": {"heatmap": sha256_file(HEATMAP_ONNX), "yolo": sha256_file(YOLO_ONNX)},
+              **with_yolo, "label_boxes": with_labels}
+    for name, o in (("YOLO detector", with_yolo["overall"]), ("label boxes", with_labels["overall"])):
+        print(f"multihand, {name}: {o['frames']} frames, {o['hands']} hands: PCK@5 {o['pck_5px']}, "
+              f"missed {o['missed_hands']}, false {o['false_hands']}, ID switches {o['id_switches']}, {o['fps']} FPS")
     write_json(MULTIHAND, result)
     return result

@@ -1,5 +1,6 @@
 """The README's "Several hands in larger frames" section, from reports/metrics/multihand.json
-(the multihand stage): the figures overall and per number of true hands in the frame."""
+(the multihand stage): the figures overall and per number of true hands in the frame, with the
+YOLO detector, and overall with the labels' boxes in the detector's place."""
 from __future__ import annotations
 
 from .data import ReportData
@@ -47,6 +48,14 @@ def multihand_section(data: ReportData) -> list[str]:
     by = mh.get("by_hands") or {}
     for n in sorted(by, key=lambda k: int(k)):
         lines.append(_row(n, by[n]))
+    labels = (mh.get("label_boxes") or {}).get("overall")
+    if labels:
+        lines.append(_row("all, label boxes", labels))
     lines += ["", f"End to end (detector, crops, model, tracker) {fmt_fps(num(mh['overall'], 'fps'))} FPS "
                   f"on {fmt_count(num(s, 'threads'))} ONNX Runtime thread(s)."]
+    if labels:
+        lines[-1] += (" *Label boxes*: the same clips with the labels' boxes (the true hands' keypoint extent × "
+                      f"{s.get('label_box_scale', MISSING)}) in the detector's place, as top-down pose evaluation "
+                      "scores with ground-truth boxes: the misses left are the tracker's and the keypoint model's, "
+                      "the rest of the first row's are the detector's.")
     return lines

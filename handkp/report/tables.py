@@ -208,6 +208,23 @@ def best_table(data: ReportData) -> list[str]:
     return lines if len(lines) > 2 else []
 
 
+SCHEDULE_KEYS = ("epochs", "epoch_images")
+
+
+def ablation_schedule(data: ReportData) -> str:
+    """What schedule the ablation runs had (their recorded ``train`` sections), said against the
+    params' schedule, which trained the default measured above."""
+    recorded = {tuple((v.get("train") or {}).get(k) for k in SCHEDULE_KEYS) for v in (data.ablation or {}).values()}
+    current = tuple((data.params.get("train") or {}).get(k) for k in SCHEDULE_KEYS)
+    if len(recorded) != 1:
+        return "their schedules differ: see `reports/ablation/accuracy.json`"
+    epochs, images = next(iter(recorded))
+    per_epoch = "the whole train split" if not images else f"{fmt_count(images)} images"
+    said = f"all on one schedule, {fmt_count(epochs)} epochs × {per_epoch}"
+    return said + (", the default's" if (epochs, images) == current else
+                   ", not the release schedule of the trained default (its rows compare the variants among themselves)")
+
+
 def speed_section(data: ReportData) -> list[str]:
     """The speed-by-design tables (latency from the `speed` stage on every CPU runtime, accuracy
     from the ablation runs and the INT8 evaluations) and the lines that judge the default against
@@ -224,8 +241,8 @@ def speed_section(data: ReportData) -> list[str]:
         + ", ".join(runtime_label(*p) for p in pairs) + (" (`speed.runtimes`)" if "runtimes" in data.speed else "") + "; end-to-end = RGB image in, keypoints out. "
         "INT8 files are calibrated on train images. The first table is ONNX Runtime fp32 (× YOLO: against YOLO on the same runtime and precision). "
         "Head variants are timed from random weights (latency does not depend on them); their accuracy comes from "
-        "`python scripts/ablation.py …` (`dvc exp run` per variant, same schedule as the default)"
-        + ("." if ablation else "; no ablation results yet."),
+        "`python scripts/ablation.py …` (`dvc exp run` per variant"
+        + (f"; {ablation_schedule(data)})." if ablation else "); no ablation results yet."),
         "",
     ]
     out += variant_table(data, rows, default)
@@ -242,7 +259,7 @@ def speed_section(data: ReportData) -> list[str]:
     if seed and mine:
         better, worse = _pck_at_least(mine, seed)
         out.append(
-            f"- On the same schedule, the default is at least as accurate as the seed-shaped net (`seed_256`) at "
+            f"- On the ablation's schedule, the default is at least as accurate as the seed-shaped net (`seed_256`) at "
             f"{_px_list(better) or 'no threshold'}" + (f" and less accurate at {_px_list(worse)}." if worse else ".")
         )
     for name in dict.fromkeys(r["model"] for r in rows.values()):
@@ -252,7 +269,7 @@ def speed_section(data: ReportData) -> list[str]:
         better, worse = _pck_at_least(theirs, mine)
         time_ratio = (num(row, "e2e_p50_ms") or 0) / (num(ref, "e2e_p50_ms") or float("nan"))
         out.append(
-            f"- `{name}` against the default on the same schedule: {time_ratio:.2f}× its end-to-end time; "
+            f"- `{name}` against the default on the ablation's schedule: {time_ratio:.2f}× its end-to-end time; "
             f"at least as accurate at {_px_list(better) or 'no threshold'}" + (f", less accurate at {_px_list(worse)}." if worse else ".")
         )
     fp32 = (data.models.get("heatmap") or ModelData("heatmap")).metrics

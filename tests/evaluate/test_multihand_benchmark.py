@@ -1,8 +1,8 @@
 """The multihand benchmark (handkp.evaluate.clips, handkp.evaluate.multihand): the synthetic clips
 (seeded, labels moved exactly with the pasted pixels, hand-free frames), the scoring on hand-made
-predictions, and a run through MultiHandPipeline with two STAND-INs that know the truth:
+predictions, and a run through MultiHandPipeline with the labels' boxes for the detector
+(``LabelBoxes``, the stage's own) and a STAND-IN that knows the truth:
 
-- ``standin_detector``: the true hands' boxes of the frame the pipeline is on;
 - ``standin_keypoint_model``: a perfect keypoint model that, instead of looking at the crop's
   pixels, reads where the pipeline cut each crop (``pipeline.rois``) and returns the true
   keypoints of the hand whose palm lies in it, in crop px (presence 1), or no hand (presence 0.05).
@@ -15,7 +15,7 @@ from standin_models import PresenceDecoder
 
 from handkp.core.keypoints import IMAGE_SIZE, NUM_KEYPOINTS
 from handkp.evaluate.clips import Clip, FrameHand
-from handkp.evaluate.multihand import ClipRun, make_clips, run_clips, score
+from handkp.evaluate.multihand import LABEL_BOX_SCALE, ClipRun, LabelBoxes, make_clips, run_clips, score
 from handkp.runtime import Predictor
 from handkp.track import HandTracker, MultiHandPipeline, TrackedHand
 from handkp.track.roi import PALM_KEYPOINTS, to_crop
@@ -163,30 +163,15 @@ def standin_keypoint_model(state: dict) -> Predictor:
     return Predictor(PresenceDecoder(), "stand-in", backend, IMAGE_SIZE)
 
 
-def standin_detector(state: dict):
-    """STAND-IN detector: the true hands' keypoint boxes (1.2 × as large) of the current frame."""
-
-    def detect(rgb: np.ndarray) -> np.ndarray:
-        truth = state["clip"].truth[state["pipeline"].frame_index - 1]
-        boxes = []
-        for t in truth:
-            b = t.box()
-            c, half = (b[:2] + b[2:]) / 2, (b[2:] - b[:2]) * 0.6
-            boxes.append(np.concatenate([c - half, c + half]))
-        return np.array(boxes, np.float32).reshape(-1, 4)
-
-    return detect
-
-
 def test_run_clips_with_standins_is_perfect_on_an_easy_clip():
     pixels, keypoints, names = synthetic_sources()
     clips = make_clips(pixels, keypoints, names, 5, 3, 24, (640, 480), max_hands=2)
     for clip in clips[1:]:  # one hand, then two
         state = {"clip": clip}
 
-        def factory():
+        def factory(clip):
             tracker = HandTracker(max_hands=2, smoothing=None)
-            state["pipeline"] = MultiHandPipeline(standin_keypoint_model(state), standin_detector(state), tracker)
+            state["pipeline"] = MultiHandPipeline(standin_keypoint_model(state), LabelBoxes(clip), tracker)
             return state["pipeline"]
 
         runs = run_clips(factory, [clip])
@@ -195,3 +180,26 @@ def test_run_clips_with_standins_is_perfect_on_an_easy_clip():
         assert (o["missed_hands"], o["false_hands"], o["id_switches"]) == (0, 0, 0), o
         assert o["hand_free_false_positive_frames"] == 0 and o["fps"] > 0
         assert len(runs[0].hands) == len(clip) == len(runs[0].seconds)
+
+
+def test_label_boxes_follow_the_frame_run_clips_is_on():
+    pixels, keypoints, names = synthetic_sources()
+    clip = make_clips(pixels, keypoints, names, 5, 3, 24, (640, 480), max_hands=2)[2]
+    boxes = LabelBoxes(clip)
+    seen = []
+
+    class Recording:
+        detector = boxes
+
+        def process(self, frame, t):
+            seen.append((boxes.frame, boxes(frame)))
+            return []
+
+    run_clips(lambda c: Recording(), [clip])
+    assert [f for f, _ in seen] == list(range(len(clip)))
+    for i, found in seen:
+        assert len(found) == len(clip.truth[i])
+        for box, hand in zip(found, clip.truth[i]):
+            b = hand.box()
+            assert np.allclose((box[:2] + box[2:]) / 2, (b[:2] + b[2:]) / 2, atol=1e-3)
+            assert np.allclose(box[2:] - box[:2], (b[2:] - b[:2]) * LABEL_BOX_SCALE, atol=1e-3)

@@ -413,8 +413,9 @@ def test_dvclive_series_with_and_without_timestamp(tmp_path):
     assert read_dvclive_series(tmp_path / "absent") == {}
 
 
-def speed_fixture(tmp: Path, images: Path, default_ratio: float) -> ReportPaths:
-    """Speed rows where the default variant runs at ``default_ratio`` × YOLO, with ablation results."""
+def speed_fixture(tmp: Path, images: Path, default_ratio: float, ablation_train: dict | None = None) -> ReportPaths:
+    """Speed rows where the default variant runs at ``default_ratio`` × YOLO, with ablation results
+    (trained on ``ablation_train``, by default 4 epochs × 3,000 images)."""
     rows = {
         "seed_256": {"kind": "variant", "backbone_tail": "full", "head": "deconv", "deconv_layers": 3, "deconv_channels": 256,
                      "params_m": 9.0, "macs_m": 1451.2, "e2e_p50_ms": 19.0, "e2e_p99_ms": 21.0, "e2e_p50_vs_yolo": 19.0 / 7.0},
@@ -429,6 +430,8 @@ def speed_fixture(tmp: Path, images: Path, default_ratio: float) -> ReportPaths:
     ablation = {"seed_256": {"metrics": {"pck_1px": 0.20, "pck_3px": 0.60, "pck_5px": 0.80, "pck_10px": 0.90}},
                 "light_bilinear_96": {"metrics": {"pck_1px": 0.25, "pck_3px": 0.61, "pck_5px": 0.79, "pck_10px": 0.91}},
                 "light_bilinear_stride8_128": {"metrics": {"pck_1px": 0.15, "pck_3px": 0.55, "pck_5px": 0.79, "pck_10px": 0.93}}}
+    for run in ablation.values():
+        run["train"] = ablation_train or {"epochs": 4, "epoch_images": 3000}
     (tmp / "ablation.json").write_text(json.dumps(ablation))
     params = write_params(tmp, model={"backbone_tail": "light", "head": "bilinear_dw", "deconv_layers": 3, "deconv_channels": 96})
     return make_paths(tmp, images, params=params, speed=tmp / "speed.json", ablation=tmp / "ablation.json")
@@ -442,9 +445,20 @@ def test_speed_section_judges_the_default_against_yolo(tmp_path, image_cache, ra
     assert f"{ratio:.2f}× YOLO, which {verdict} the ≤ 0.6× target" in lines
     assert "| `seed_256` | full | deconv | 3 | 256 | 9.0 | 1451.2 | 19.00 | 21.00 | 2.71 | 0.200 | 0.600 | 0.800 | 0.900 |" in lines
     assert "at least as accurate as the seed-shaped net (`seed_256`) at 1 px, 3 px, 10 px and less accurate at 5 px." in lines
-    assert ("`light_bilinear_stride8_128` against the default on the same schedule: 0.90× its end-to-end time; "
+    assert ("`light_bilinear_stride8_128` against the default on the ablation's schedule: 0.90× its end-to-end time; "
             "at least as accurate at 5 px, 10 px, less accurate at 1 px, 3 px.") in lines
     assert "`seed_256` against the default" not in lines  # it has its own line
+
+
+def test_speed_section_says_the_ablations_schedule(tmp_path, image_cache):
+    lines = "\n".join(speed_section(load_report_data(speed_fixture(tmp_path, image_cache, 0.5))))
+    assert ("(`dvc exp run` per variant; all on one schedule, 4 epochs × 3,000 images, not the release schedule of the "
+            "trained default (its rows compare the variants among themselves)).") in lines
+    train = load_params()["train"]
+    same = speed_fixture(tmp_path, image_cache, 0.5, {k: train[k] for k in ("epochs", "epoch_images")})
+    lines = "\n".join(speed_section(load_report_data(same)))
+    per_epoch = "the whole train split" if not train["epoch_images"] else f"{train['epoch_images']:,} images"
+    assert f"all on one schedule, {train['epochs']} epochs × {per_epoch}, the default's)." in lines
 
 
 def runtime_speed_fixture(tmp: Path, images: Path) -> ReportPaths:

@@ -49,6 +49,20 @@ def test_synthetic_multihand_json_renders_a_table(tmp_path):
     assert "### Several hands in larger frames" in block and table[2] in block
 
 
+def test_label_box_run_is_a_row_of_its_own(tmp_path):
+    path = tmp_path / "multihand.json"
+    with_labels = {**SYNTHETIC, "settings": {**SYNTHETIC["settings"], "label_box_scale": 1.2},
+                   "label_boxes": {"overall": figures(720, 900, 0.8, 9, 1, 2, 200, 0, fps=40.0), "by_hands": {}}}
+    path.write_text(json.dumps(with_labels))
+    lines = multihand_section(data_with(path))
+    table = [line for line in lines if line.startswith("|")]
+    assert len(table) == 2 + 1 + 4 + 1
+    assert table[-1] == "| all, label boxes | 720 | 900 | 0.100 | 0.400 | 0.800 | 0.900 | 4.25 | 9 (1.0%) | 1 | 2 | 0 of 200 |"
+    assert "keypoint extent × 1.2" in lines[-1]
+    path.write_text(json.dumps(SYNTHETIC))  # a file from before the label-box run: no such row, no sentence
+    assert not any("label boxes" in line for line in multihand_section(data_with(path)))
+
+
 def test_missing_multihand_json_is_said(tmp_path):
     lines = multihand_section(data_with(tmp_path / "multihand.json"))
     assert lines == [f"No multihand run yet (`{(tmp_path / 'multihand.json').as_posix()}`)."]

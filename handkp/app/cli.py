@@ -51,8 +51,10 @@ several hands:
   detector's box, then from its own keypoints of the frame before), the keypoint model runs once per
   frame on all the crops, a crop whose presence is below --presence-threshold ends its hand, and
   each hand keeps an id, drawn in its own colour with its box, keypoints smoothed by a One Euro
-  filter (--no-smoothing, --min-cutoff, --beta). Without a detector (none found, --detector none, or
-  a YOLO --model): one hand, the whole frame, as before (the app says which on stderr).
+  filter (--no-smoothing, --min-cutoff, --beta). The images of a folder are separate pictures: each
+  is processed on its own (detector on every image, ids from 0), unless --sequence says they are the
+  frames of one video. Without a detector (none found, --detector none, or a YOLO --model): one
+  hand, the whole frame, as before (the app says which on stderr).
 
 how frames reach the model:
   cameras and stream URLs: capture runs in its own thread and the model always takes the newest
@@ -205,6 +207,7 @@ def main(args: argparse.Namespace) -> int:
             headless=args.headless, realtime=args.realtime, fps=args.fps, min_score=args.min_score,
             low_score=args.low_score, save=args.save, fourcc=args.fourcc, json_path=args.json_path,
             retry_s=args.retry_s, max_frames=args.max_frames, hud=args.hud, log_every_s=args.log_every,
+            sequence=args.sequence,
         )
         previous = _stop_on_sigterm()
         try:

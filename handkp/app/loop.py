@@ -50,6 +50,7 @@ class LiveOptions:
     max_frames: int | None = None
     hud: bool = True
     log_every_s: float = 5.0  # headless progress lines on stderr (0: none)
+    sequence: bool = False  # an image folder holds one video's frames: track across them
     window_name: str = WINDOW_NAME
 
 
@@ -176,6 +177,10 @@ def run_live(predictor: Predictor | MultiHandPipeline, source: FrameSource, opti
                       time_fps=native_fps)
     pipeline = predictor if isinstance(predictor, MultiHandPipeline) else None
     model = pipeline.predictor if pipeline is not None else predictor
+    separate = pipeline is not None and source.unrelated and not opt.sequence
+    if separate:
+        log(f"{source.name}: each image on its own (the detector on every image, no tracking or smoothing across "
+            "images, ids from 0 in each); --sequence if the images are the frames of one video")
     summary = Summary(source=source.name, mode="latest" if latest else "every", end="eof", tracking=pipeline is not None)
     color = MODEL_COLORS.get(model.kind, MODEL_COLORS["heatmap"])
     video = VideoOut(opt.save, native_fps, opt.fourcc) if opt.save else None
@@ -212,6 +217,8 @@ def run_live(predictor: Predictor | MultiHandPipeline, source: FrameSource, opti
                 pred = predictor.predict(rgb)
                 hands = single_hand(pred)
             else:
+                if separate:
+                    pipeline.reset()
                 hands = pipeline.process(rgb, item.time_s)
                 pred = first_hand(hands)
                 summary.detections += int(pipeline.detected)

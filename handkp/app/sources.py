@@ -30,6 +30,7 @@ class FrameSource:
     name: str = "source"
     live: bool = False
     fps: float | None = None  # native frame rate, when the source knows it
+    unrelated: bool = False  # frames are separate pictures (an image folder), not one video
     frame_count: int | None = None  # declared number of frames (finite sources)
 
     def open(self) -> None:
@@ -114,7 +115,10 @@ class VideoSource(FrameSource):
 class FolderSource(FrameSource):
     """The image files of a folder in name order (or one image file); an image that cannot be
     decoded is reported and left out. Decoded exactly like ``handkp.core.images.read_rgb``
-    (``cv2.imread``), so predictions match the evaluator's."""
+    (``cv2.imread``), so predictions match the evaluator's. Its images are separate pictures
+    (``unrelated``) unless the app is told they are one video's frames (``--sequence``)."""
+
+    unrelated = True
 
     def __init__(self, files: list[Path], name: str, root: Path):
         self.files, self.name, self.root = files, name, root

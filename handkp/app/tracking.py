@@ -44,7 +44,7 @@ def _number(low: float, high: float = math.inf, integer: bool = False, open_low:
 
 def add_tracking_arguments(parser: argparse.ArgumentParser) -> None:
     """``--max-hands``, ``--detector``, ``--detector-conf``, ``--detect-every``,
-    ``--presence-threshold``, ``--no-smoothing``, ``--min-cutoff``, ``--beta``."""
+    ``--presence-threshold``, ``--sequence``, ``--no-smoothing``, ``--min-cutoff``, ``--beta``."""
     g = parser.add_argument_group("several hands (a detector finds hands, the model follows each in its own crop)")
     g.add_argument("--detector", metavar="PATH",
                    help=f"a YOLO-pose ONNX export that finds the hands (default {DEFAULT_DETECTOR} when it exists and "
@@ -59,6 +59,9 @@ def add_tracking_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--presence-threshold", type=_number(0, 1), metavar="P",
                    help="a crop whose presence (the heatmap model: the mean of its 21 peaks) is below this holds no "
                         f"hand: a new hand is not started, a tracked one ends (default {DEFAULT_PRESENCE})")
+    g.add_argument("--sequence", action="store_true",
+                   help="an image folder holds the frames of one video: track and smooth across its images "
+                        "(default: each image on its own, as MediaPipe's static image mode)")
     g.add_argument("--no-smoothing", action="store_true", help="no One Euro filter on the tracked keypoints (default: on)")
     g.add_argument("--min-cutoff", type=_number(0, open_low=True), metavar="HZ",
                    help=f"One Euro filter: the cutoff of a still hand, Hz; lower: less jitter, more lag (default {_SMOOTHING.min_cutoff:g})")
@@ -86,7 +89,8 @@ def build_pipeline(args: argparse.Namespace, predictor: Predictor) -> MultiHandP
     path, why = _chosen_detector(args, predictor)
     if path is None:
         given = [flag for flag, v in (("--max-hands", args.max_hands), ("--detect-every", args.detect_every),
-                                      ("--presence-threshold", args.presence_threshold), ("--no-smoothing", args.no_smoothing or None),
+                                      ("--presence-threshold", args.presence_threshold), ("--sequence", args.sequence or None),
+                                      ("--no-smoothing", args.no_smoothing or None),
                                       ("--min-cutoff", args.min_cutoff), ("--beta", args.beta)) if v is not None]
         log(f"no detector ({why}): one hand, the whole frame (single-hand mode)"
             + (f"; {', '.join(given)} ignored" if given else ""))

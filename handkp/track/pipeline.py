@@ -46,6 +46,11 @@ class MultiHandPipeline:
         self.detected = False
         self.rois: list[Roi] = []
 
+    def reset(self) -> None:
+        """The next ``process`` call starts afresh: no hand tracked, frames counted from 0."""
+        self.tracker.reset()
+        self.frame_index = 0
+
     @property
     def max_hands(self) -> int:
         return self.tracker.max_hands

@@ -143,6 +143,11 @@ class HandTracker:
         self._pending: list[Roi] | None = None
         self._time = 0.0
 
+    def reset(self) -> None:
+        """Forget every hand: the next frame starts with a detection and ids from 0 again (for
+        images that are not frames of one video, as MediaPipe's static image mode)."""
+        self._tracks, self._next_id, self._last_detection, self._pending = [], 0, None, None
+
     def wants_detection(self, frame_index: int) -> bool:
         """Whether to run the detector on this frame: fewer than max_hands tracked, and
         ``detect_every`` frames since its last run (or it never ran)."""

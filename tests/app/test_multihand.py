@@ -238,6 +238,44 @@ def test_two_hands_tracked_with_stable_ids_through_the_app(tmp_path, scene, monk
 
 
 @pytest.fixture(scope="module")
+def frames_folder(tmp_path_factory, scene) -> Path:
+    """The clip's frames as PNG files (lossless, in frame order)."""
+    folder = tmp_path_factory.mktemp("frames")
+    cap = cv2.VideoCapture(str(scene.clip))
+    i = 0
+    while (frame := cap.read())[0]:
+        cv2.imwrite(str(folder / f"frame_{i:03d}.png"), frame[1])
+        i += 1
+    assert i == N_FRAMES
+    return folder
+
+
+@pytest.mark.parametrize("sequence", [False, True])
+def test_a_folders_images_are_separate_pictures_unless_sequence(tmp_path, scene, frames_folder, monkeypatch, capsys, sequence):
+    """An image folder: each image on its own (the detector on every image with a free place,
+    ids from 0 in each, as MediaPipe's static image mode); with --sequence, tracked like the
+    video: the same ids and detector runs as the clip gives."""
+    monkeypatch.setattr(cli, "load_predictor", lambda *a, **k: standin_keypoint_model(scene))
+    monkeypatch.setattr(tracking, "YoloHandDetector", lambda *a, **k: standin_detector(scene))
+    out_json = tmp_path / "hands.jsonl"
+    code = cli_main(["live", "--source", str(frames_folder), "--model", "standin-keypoints.onnx", "--detector", "standin-detector.onnx",
+                     "--headless", "--no-hud", "--log-every", "0", "--json", str(out_json), *(["--sequence"] if sequence else [])])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert ("each image on its own" in out.err) is not sequence
+    records = read_jsonl(out_json)
+    if sequence:
+        assert [[h["id"] for h in r["hands"]] for r in records] == [[]] * 2 + [[0, 1]] * 26 + [[]] * 4 + [[2]] * 4
+        assert [r["detected"] for r in records] == [True] * 3 + [False] * 26 + [True] * 7
+    else:
+        assert [[h["id"] for h in r["hands"]] for r in records] == [[]] * 2 + [[0, 1]] * 26 + [[]] * 4 + [[0]] * 4
+        assert all(r["detected"] for r in records)
+    for r, truth in zip(records, scene.keypoints):
+        for h, name in zip(r["hands"], truth):
+            np.testing.assert_allclose(np.array(h["keypoints"]), truth[name], atol=8.0)
+
+
+@pytest.fixture(scope="module")
 def real_models(tmp_path_factory, scene):
     """The tiny random-weight heatmap export, and a stand-in detector file that always reports
     the two hands where they start."""

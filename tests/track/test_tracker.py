@@ -68,6 +68,21 @@ def test_crossing_hands_keep_their_ids(confused):
             np.testing.assert_allclose(h.keypoints, truth[h.id][i], atol=1e-3)
 
 
+def test_reset_forgets_every_hand_and_starts_ids_again():
+    tracker = HandTracker(max_hands=2, smoothing=OneEuroSettings())
+    a, b = hand(150, 300), hand(450, 280, turn=-0.3)
+    outputs, detected = run(tracker, [[a, b]] * 3)
+    assert [ids(o) for o in outputs] == [[0, 1]] * 3 and detected == [0]
+    tracker.reset()
+    moved = hand(300, 200, turn=0.5)  # elsewhere: a tracker that remembered would crop where a, b were
+    assert tracker.wants_detection(0)
+    rois = tracker.rois_to_run(0, boxes_of([moved]))
+    assert len(rois) == 1  # the new detection only, no crop of a forgotten hand
+    (new,) = tracker.update([model_on(roi, [moved]) for roi in rois])
+    assert new.id == 0
+    np.testing.assert_allclose(new.keypoints, moved, atol=1e-3)  # a fresh filter: nothing smoothed towards a or b
+
+
 def test_a_detection_of_a_tracked_hand_is_not_a_new_hand():
     still = [[hand(300, 300)] for _ in range(6)]
     outputs, detected = run(HandTracker(max_hands=2), still)

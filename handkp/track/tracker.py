@@ -137,16 +137,16 @@ class HandTracker:
         self.presence_threshold, self.iou_threshold = presence_threshold, iou_threshold
         self.max_jump, self.duplicate_distance = max_jump, duplicate_distance
         self.smoothing, self.crop_size, self.fps = smoothing, crop_size, fps
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every hand: the next frame starts with a detection and ids from 0 again (a new
+        tracker's state; for images that are not frames of one video, as MediaPipe's static image mode)."""
         self._tracks: list[_Track] = []
         self._next_id = 0
         self._last_detection: int | None = None
         self._pending: list[Roi] | None = None
         self._time = 0.0
-
-    def reset(self) -> None:
-        """Forget every hand: the next frame starts with a detection and ids from 0 again (for
-        images that are not frames of one video, as MediaPipe's static image mode)."""
-        self._tracks, self._next_id, self._last_detection, self._pending = [], 0, None, None
 
     def wants_detection(self, frame_index: int) -> bool:
         """Whether to run the detector on this frame: fewer than max_hands tracked, and

@@ -78,29 +78,37 @@ def presence_of(scores: np.ndarray) -> float:
     return float(np.clip(np.mean(scores), 0.0, 1.0))
 
 
-def best_detection(raw: np.ndarray) -> tuple[float, np.ndarray | None]:
-    """(confidence, keypoints (K, 3): x px, y px, visibility probability) of the most confident
-    detection in one image's raw YOLO-pose output; (0.0, None) without any detection.
+def pose_candidates(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every anchor of one image's raw YOLO-pose output -> (boxes (A, 4) x0, y0, x1, y1, scores
+    (A,), keypoints (A, K, 3): x, y, visibility probability), all px of the network input.
 
-    raw: ``(1, 4 + nc + 3K, A)`` as Ultralytics exports it (per anchor: box cx, cy, w, h px, the
-    ``nc`` class scores, then K × (x px, y px, visibility probability)), all in px of the network
-    input. The NMS-free layout ``(1, N, 6 + 3K)`` (x1, y1, x2, y2, score, class, keypoints) is read
-    too; with several classes the confidence is the best class score."""
+    raw: ``(1, 4 + nc + 3K, A)`` as Ultralytics exports it (per anchor: box cx, cy, w, h, the
+    ``nc`` class scores, then K × (x, y, visibility)), or the NMS-free layout ``(1, N, 6 + 3K)``
+    (x0, y0, x1, y1, score, class, keypoints). With several classes the score is the best class score."""
     a = np.asarray(raw, dtype=np.float32)
     if a.ndim == 3:
         a = a[0]
     if a.ndim != 2:
         raise ValueError(f"expected a YOLO-pose output (1, C, A), got shape {np.shape(raw)}")
     nk = YOLO_KPT_DIMS * NUM_KEYPOINTS
-    if a.shape[1] == 6 + nk and a.shape[0] != 6 + nk:  # NMS-free: (N, x1 y1 x2 y2 score class kpts)
-        conf, kpts = a[:, 4], a[:, 6:]
-    elif a.shape[0] >= 5 + nk:  # (4 + nc + nk, A): one column per anchor
+    if a.shape[1] == 6 + nk and a.shape[0] != 6 + nk:  # NMS-free: one row per detection
+        boxes, scores, kpts = a[:, :4], a[:, 4], a[:, 6:]
+    elif a.shape[0] >= 5 + nk:  # one column per anchor
         nc = a.shape[0] - 4 - nk
-        conf = a[4:4 + nc].max(axis=0)
-        kpts = a[4 + nc:].T
+        cx, cy, w, h = a[:4]
+        boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+        scores, kpts = a[4:4 + nc].max(axis=0), a[4 + nc:].T
     else:
         raise ValueError(f"output shape {np.shape(raw)} does not hold {NUM_KEYPOINTS} keypoints × {YOLO_KPT_DIMS} values")
-    if not conf.size:
+    return boxes, scores, kpts.reshape(-1, NUM_KEYPOINTS, YOLO_KPT_DIMS)
+
+
+def best_detection(raw: np.ndarray) -> tuple[float, np.ndarray | None]:
+    """(confidence, keypoints (K, 3): x px, y px, visibility probability) of the most confident
+    detection in one image's raw YOLO-pose output (the layouts of ``pose_candidates``); (0.0, None)
+    without any detection."""
+    _, scores, kpts = pose_candidates(raw)
+    if not scores.size:
         return 0.0, None
-    best = int(np.argmax(conf))
-    return float(conf[best]), kpts[best].reshape(NUM_KEYPOINTS, YOLO_KPT_DIMS)
+    best = int(np.argmax(scores))
+    return float(scores[best]), kpts[best]

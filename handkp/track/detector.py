@@ -8,7 +8,7 @@
 Per frame: the frame letterboxed to the network's input the way the runtime does it
 (``handkp.runtime.predictor.letterbox`` with YOLO's grey pad, ``yolo_input``), one ONNX Runtime
 call (``OnnxRuntimeBackend``), every anchor at or above ``conf_threshold`` decoded
-(``pose_candidates``), class-agnostic greedy NMS (``nms``), and the boxes and keypoints mapped back
+(``handkp.runtime.decoders.pose_candidates``), class-agnostic greedy NMS (``nms``), and the boxes and keypoints mapped back
 to frame px through the letterbox, boxes clipped to the frame."""
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import numpy as np
 from ..core.errors import ModelLoadError
 from ..core.keypoints import IMAGE_SIZE, NUM_KEYPOINTS
 from ..runtime.backends import OnnxRuntimeBackend
-from ..runtime.decoders import YOLO_CONF_THRESHOLD, YOLO_KPT_DIMS, YOLO_PAD_RGB, yolo_input
+from ..runtime.decoders import YOLO_CONF_THRESHOLD, YOLO_KPT_DIMS, YOLO_PAD_RGB, pose_candidates, yolo_input
 from ..runtime.model_file import decoder_from_metadata
 from ..runtime.predictor import Letterbox, letterbox
 
@@ -40,31 +40,6 @@ class Detections:
 
     def __len__(self) -> int:
         return len(self.scores)
-
-
-def pose_candidates(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every anchor of one image's raw YOLO-pose output -> (boxes (A, 4) x0, y0, x1, y1, scores
-    (A,), keypoints (A, K, 3)), px of the network input.
-
-    raw: ``(1, 4 + nc + 3K, A)`` as Ultralytics exports it (per anchor: box cx, cy, w, h, the
-    ``nc`` class scores, then K × (x, y, visibility)), or the NMS-free ``(1, N, 6 + 3K)`` (x0, y0,
-    x1, y1, score, class, keypoints); the layouts ``handkp.runtime.decoders.best_detection`` reads."""
-    a = np.asarray(raw, dtype=np.float32)
-    if a.ndim == 3:
-        a = a[0]
-    if a.ndim != 2:
-        raise ValueError(f"expected a YOLO-pose output (1, C, A), got shape {np.shape(raw)}")
-    nk = YOLO_KPT_DIMS * NUM_KEYPOINTS
-    if a.shape[1] == 6 + nk and a.shape[0] != 6 + nk:  # NMS-free: one row per detection
-        boxes, scores, kpts = a[:, :4], a[:, 4], a[:, 6:]
-    elif a.shape[0] >= 5 + nk:  # one column per anchor
-        nc = a.shape[0] - 4 - nk
-        cx, cy, w, h = a[:4]
-        boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-        scores, kpts = a[4:4 + nc].max(axis=0), a[4 + nc:].T
-    else:
-        raise ValueError(f"output shape {np.shape(raw)} does not hold {NUM_KEYPOINTS} keypoints × {YOLO_KPT_DIMS} values")
-    return boxes, scores, kpts.reshape(-1, NUM_KEYPOINTS, YOLO_KPT_DIMS)
 
 
 def iou_one_to_many(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:

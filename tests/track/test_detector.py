@@ -7,9 +7,9 @@ from standin_models import standin_yolo_onnx, yolo_raw
 
 from handkp.core.errors import ModelLoadError
 from handkp.core.keypoints import NUM_KEYPOINTS
-from handkp.runtime.decoders import YOLO_PAD_RGB
+from handkp.runtime.decoders import YOLO_PAD_RGB, pose_candidates
 from handkp.runtime.predictor import Letterbox, letterbox
-from handkp.track.detector import YoloHandDetector, decode_detections, iou_one_to_many, nms, pose_candidates
+from handkp.track.detector import YoloHandDetector, decode_detections, iou_one_to_many, nms
 
 S = 224
 FRAME_W, FRAME_H = 448, 224  # letterboxed to 224: scale 0.5, 56 px of grey above and below

@@ -36,6 +36,21 @@ def _stats(prefix: str, times_s: list[float]) -> dict:
             f"{prefix}_p99_ms": round(float(p99), 4), f"{prefix}_fps": round(float(len(ms) / (ms.sum() / 1e3)), 2)}
 
 
+def _timed(run, inputs: list, warmup: int, iterations: int) -> list[float]:
+    """Seconds of each of ``iterations`` calls of ``run`` on ``inputs`` (cycled through), after
+    ``warmup`` untimed calls."""
+    clock = time.perf_counter
+    for i in range(warmup):
+        run(inputs[i % len(inputs)])
+    times = []
+    for i in range(iterations):
+        x = inputs[i % len(inputs)]
+        t0 = clock()
+        run(x)
+        times.append(clock() - t0)
+    return times
+
+
 def measure_latency(predictor: Predictor, images: list[np.ndarray], warmup: int = 20, iterations: int = 200) -> dict:
     """Latency percentiles (ms) and FPS of ``predictor`` at batch 1 on ``images`` (RGB uint8 HWC)."""
     if not images:
@@ -43,25 +58,8 @@ def measure_latency(predictor: Predictor, images: list[np.ndarray], warmup: int 
     if iterations < 1 or warmup < 0:
         raise ValueError(f"iterations must be >= 1 and warmup >= 0, got {iterations}, {warmup}")
     inputs = [predictor.preprocess(im)[0] for im in images]
-    clock = time.perf_counter
-
-    for i in range(warmup):
-        predictor.infer(inputs[i % len(inputs)])
-    model_times = []
-    for i in range(iterations):
-        x = inputs[i % len(inputs)]
-        t0 = clock()
-        predictor.infer(x)
-        model_times.append(clock() - t0)
-
-    for i in range(warmup):
-        predictor.predict(images[i % len(images)])
-    e2e_times = []
-    for i in range(iterations):
-        im = images[i % len(images)]
-        t0 = clock()
-        predictor.predict(im)
-        e2e_times.append(clock() - t0)
+    model_times = _timed(predictor.infer, inputs, warmup, iterations)
+    e2e_times = _timed(predictor.predict, images, warmup, iterations)
     return {**_stats("model", model_times), **_stats("e2e", e2e_times), "iterations": int(iterations), "warmup": int(warmup)}
 
 

@@ -45,8 +45,9 @@ through a model, shown with the 21-point skeleton, the keypoint scores (bars, bo
 FPS / latency readout. q or Esc in the window (or Ctrl-C) stops; a summary is printed at the end.
 
 several hands:
-  with a detector (--detector, default models/yolo.onnx when it exists) the app tracks up to
-  --max-hands hands (default 2), MediaPipe-style: the detector runs on the whole frame while fewer
+  with a detector (--detector; default detector.onnx beside --model, as release/ ships it, else
+  models/yolo.onnx, when either exists) the app tracks up to --max-hands hands (default 2),
+  MediaPipe-style: the detector runs on the whole frame while fewer
   hands are tracked (every --detect-every frames), each hand gets a rotated square crop (from the
   detector's box, then from its own keypoints of the frame before), the keypoint model runs once per
   frame on all the crops, a crop whose presence is below --presence-threshold ends its hand, and

@@ -16,12 +16,12 @@ from handkp.core.keypoints import NUM_KEYPOINTS
 from handkp.runtime import Prediction, Predictor
 from handkp.runtime.decoders import YOLO_CONF_THRESHOLD
 from handkp.track import HandTracker, MultiHandPipeline, OneEuroSettings, TrackedHand, YoloHandDetector
-from handkp.track.detector import MAX_DETECTIONS
+from handkp.track.detector import DETECTOR_FILE, MAX_DETECTIONS
 from handkp.track.tracker import MAX_HANDS, keypoint_box
 
 from .errors import ModelError, log
 
-DEFAULT_DETECTOR = Path("models/yolo.onnx")  # used when present (relative to the working folder)
+DEFAULT_DETECTOR = Path("models/yolo.onnx")  # the pipeline's (relative to the working folder), when none is beside --model
 NO_DETECTOR = "none"
 DEFAULT_MAX_HANDS = 2
 _TRACKER = inspect.signature(HandTracker.__init__).parameters
@@ -47,8 +47,9 @@ def add_tracking_arguments(parser: argparse.ArgumentParser) -> None:
     ``--presence-threshold``, ``--sequence``, ``--no-smoothing``, ``--min-cutoff``, ``--beta``."""
     g = parser.add_argument_group("several hands (a detector finds hands, the model follows each in its own crop)")
     g.add_argument("--detector", metavar="PATH",
-                   help=f"a YOLO-pose ONNX export that finds the hands (default {DEFAULT_DETECTOR} when it exists and "
-                        f"--model is not a YOLO model; '{NO_DETECTOR}': one hand, the whole frame, no tracking)")
+                   help=f"a YOLO-pose ONNX export that finds the hands (default, when --model is not a YOLO model: "
+                        f"{DETECTOR_FILE} beside the --model file, as release/ ships it, else {DEFAULT_DETECTOR}, "
+                        f"when either exists; '{NO_DETECTOR}': one hand, the whole frame, no tracking)")
     g.add_argument("--max-hands", type=_number(1, MAX_HANDS, integer=True), metavar="N",
                    help=f"how many hands to track, 1 to {MAX_HANDS} (default {DEFAULT_MAX_HANDS})")
     g.add_argument("--detector-conf", type=_number(0, 1), default=YOLO_CONF_THRESHOLD, metavar="P",
@@ -78,9 +79,11 @@ def _chosen_detector(args: argparse.Namespace, predictor: Predictor) -> tuple[Pa
         return Path(args.detector), ""
     if predictor.kind == "yolo":
         return None, "the YOLO model finds its hand in the whole frame itself; --detector PATH to track several"
-    if DEFAULT_DETECTOR.is_file():
-        return DEFAULT_DETECTOR, ""
-    return None, f"{DEFAULT_DETECTOR} not found; --detector PATH to track several hands"
+    beside = Path(args.model).parent / DETECTOR_FILE
+    for path in (beside, DEFAULT_DETECTOR):
+        if path.is_file():
+            return path, ""
+    return None, f"neither {beside} nor {DEFAULT_DETECTOR} found; --detector PATH to track several hands"
 
 
 def build_pipeline(args: argparse.Namespace, predictor: Predictor) -> MultiHandPipeline | None:

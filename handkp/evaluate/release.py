@@ -1,7 +1,9 @@
-"""The released model: ``release/heatmap.onnx`` (the exported, parity-checked file, committed to
-git so a fresh clone can run it) and ``release/manifest.json``: its sha256, the params it was
-trained with, its val metrics recomputed from the released file itself, its robustness metrics,
-and the training run's figures (epochs, images seen, wall time, images/s, hardware, commit)."""
+"""The released models: ``release/heatmap.onnx`` (the exported, parity-checked file, committed to
+git so a fresh clone can run it), ``release/detector.onnx`` beside it (the YOLO baseline's export,
+the hand detector the live app pairs with it to track several hands) and ``release/manifest.json``:
+each file's sha256, the params it was trained with and its val metrics recomputed from the
+released file itself; the heatmap model's robustness metrics, the pair's multi-hand benchmark, and
+the training run's figures (epochs, images seen, wall time, images/s, hardware, commit)."""
 from __future__ import annotations
 
 import json
@@ -13,11 +15,25 @@ import polars as pl
 from ..core.errors import HandkpError
 from ..core.io import atomic_path, sha256_file, write_json
 from ..core.metrics import compute_metrics
-from ..core.paths import HEATMAP_ONNX, IMAGE_CACHE, PREPARED_TABLE, RELEASE_MANIFEST, RELEASE_ONNX, TRAIN_LOGS, TRAIN_STATE_COPY
+from ..core.paths import (
+    HEATMAP_ONNX,
+    IMAGE_CACHE,
+    PREPARED_TABLE,
+    RELEASE_DIR,
+    RELEASE_MANIFEST,
+    RELEASE_ONNX,
+    TRAIN_LOGS,
+    TRAIN_STATE_COPY,
+    YOLO_ONNX,
+)
 from ..data.cache import ImageCache
-from ..runtime import load_predictor
+from ..runtime import Predictor, load_predictor
+from ..track.detector import DETECTOR_FILE
 from .evaluation import predict_images, rounded
+from .multihand import MULTIHAND
 from .robustness import ROBUSTNESS
+
+RELEASE_DETECTOR = RELEASE_DIR / DETECTOR_FILE  # beside release/heatmap.onnx, where the live app looks for it
 
 
 class ReleaseError(HandkpError):
@@ -55,34 +71,67 @@ def training_summary(train_images: int) -> dict:
             "fingerprint": copy.get("fingerprint")}
 
 
-def run_release(params: dict) -> dict:
-    """The release stage: copies models/heatmap.onnx to release/, evaluates the copy on val
-    through ONNX Runtime and writes the manifest."""
-    if not HEATMAP_ONNX.is_file():
-        raise ReleaseError(f"{HEATMAP_ONNX} not found; run the export stage first")
-    sha = sha256_file(HEATMAP_ONNX)
-    robustness = _read_json(ROBUSTNESS)
-    if robustness is not None and robustness.get("files", {}).get("heatmap") != sha:
+def _released(source, dest) -> str:
+    """Copies ``source`` to ``dest`` (atomically); the copy's sha256."""
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(source, tmp)
+    return sha256_file(dest)
+
+
+def _val_metrics(predictor: Predictor, gt: pl.DataFrame, batch_size: int) -> dict:
+    names = gt["image"].unique().sort().to_list()
+    metrics, _, _ = compute_metrics(gt, predict_images(predictor, names, ImageCache(IMAGE_CACHE), batch_size))
+    return rounded(metrics)
+
+
+def _checked_inputs() -> tuple[dict | None, dict | None]:
+    """(robustness.json, multihand.json) when present; ReleaseError when either was measured on
+    other files than the ones about to be released."""
+    for path, stage in ((HEATMAP_ONNX, "export"), (YOLO_ONNX, "yolo_export")):
+        if not path.is_file():
+            raise ReleaseError(f"{path} not found; run dvc repro {stage} first")
+    files = {"heatmap": sha256_file(HEATMAP_ONNX), "yolo": sha256_file(YOLO_ONNX)}
+    robustness, multihand = _read_json(ROBUSTNESS), _read_json(MULTIHAND)
+    if robustness is not None and robustness.get("files", {}).get("heatmap") != files["heatmap"]:
         raise ReleaseError(f"{ROBUSTNESS} was measured on another {HEATMAP_ONNX}; run dvc repro robustness")
-    with atomic_path(RELEASE_ONNX) as tmp:
-        shutil.copyfile(HEATMAP_ONNX, tmp)
-    predictor = load_predictor(RELEASE_ONNX, "onnxruntime", "cpu", int(params["benchmark"]["threads"]))
+    if multihand is not None and multihand.get("files") != files:
+        raise ReleaseError(f"{MULTIHAND} was measured on another {HEATMAP_ONNX} or {YOLO_ONNX}; run dvc repro multihand")
+    return robustness, multihand
+
+
+def run_release(params: dict) -> dict:
+    """The release stage: copies models/heatmap.onnx and models/yolo.onnx to release/ (heatmap.onnx,
+    detector.onnx), evaluates each copy on val through ONNX Runtime and writes the manifest."""
+    robustness, multihand = _checked_inputs()
+    threads, batch_size = int(params["benchmark"]["threads"]), int(params["evaluate"]["batch_size"])
+    conf = float(params["yolo"]["conf_threshold"])
     table = pl.read_parquet(PREPARED_TABLE)
     gt = table.filter(pl.col("split") == "val")
-    names = gt["image"].unique().sort().to_list()
-    metrics, _, _ = compute_metrics(gt, predict_images(predictor, names, ImageCache(IMAGE_CACHE), int(params["evaluate"]["batch_size"])))
+    sha = _released(HEATMAP_ONNX, RELEASE_ONNX)
+    metrics = _val_metrics(load_predictor(RELEASE_ONNX, "onnxruntime", "cpu", threads), gt, batch_size)
+    detector_sha = _released(YOLO_ONNX, RELEASE_DETECTOR)
+    detector_val = _val_metrics(load_predictor(RELEASE_DETECTOR, "onnxruntime", "cpu", threads, conf_threshold=conf), gt, batch_size)
     training = training_summary(len(table.filter(pl.col("split") == "train")["image"].unique()))
     manifest = {
-        "file": RELEASE_ONNX.name, "sha256": sha256_file(RELEASE_ONNX), "bytes": RELEASE_ONNX.stat().st_size,
+        "file": RELEASE_ONNX.name, "sha256": sha, "bytes": RELEASE_ONNX.stat().st_size,
         "input": "RGB pixels 0-255, (1, 3, 224, 224) float32; output (1, 21, 56, 56) heatmaps (see the ONNX metadata)",
         "params": {k: params[k] for k in ("seed", "model", "codec", "train")},
-        "val": rounded(metrics),
+        "val": metrics,
         "robustness": None if robustness is None else {"images": robustness["images"], "heatmap": robustness["models"]["heatmap"],
                                                        "presence": robustness["presence"].get("heatmap")},
         "training": training,
+        "detector": {
+            "file": RELEASE_DETECTOR.name, "sha256": detector_sha, "bytes": RELEASE_DETECTOR.stat().st_size,
+            "input": "RGB pixels / 255, (1, 3, 224, 224) float32, letterboxed; Ultralytics YOLO-pose output (see the ONNX metadata)",
+            "params": params["yolo"],
+            "val": {**detector_val, "conf_threshold": conf},  # as a one-hand keypoint model; missed_images: no box found
+        },
+        "multihand": None if multihand is None else {"settings": multihand["settings"], "overall": multihand["overall"]},
         "commit": _git_commit(),
     }
     write_json(RELEASE_MANIFEST, manifest)
-    print(f"released {RELEASE_ONNX} (sha256 {manifest['sha256'][:12]}…): val PCK@1/3/5/7/10 "
+    print(f"released {RELEASE_ONNX} (sha256 {sha[:12]}…): val PCK@1/3/5/7/10 "
           + " / ".join(f"{metrics[f'pck_{t}px']:.3f}" for t in (1, 3, 5, 7, 10)))
+    print(f"released {RELEASE_DETECTOR} (sha256 {detector_sha[:12]}…): no hand found in "
+          f"{detector_val['missed_images']} of {detector_val['n_images']} val images at confidence >= {conf:g}")
     return manifest

@@ -8,6 +8,7 @@ the report twice on the same inputs leaves README.md byte-identical.
     format.py      number formatting and model names shared by tables, sentences and figures
     tables.py      accuracy, latency and speed-by-design tables
     multihand.py   the several-hands section (the multihand stage's figures)
+    release.py     the released files (release/manifest.json)
     sentences.py   what the numbers are; the comparison worded by who wins
     markdown.py    the block itself (render_markdown)
     qualitative.py per-image errors and the images the qualitative figure shows

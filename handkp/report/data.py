@@ -41,6 +41,7 @@ class ReportPaths:
     openvino_int8_metrics: str = "reports/metrics/{model}_openvino_int8.json"  # the openvino_int8 stage, per model
     robustness: Path = Path("reports/metrics/robustness.json")
     multihand: Path = Path("reports/metrics/multihand.json")
+    release: Path = Path("release/manifest.json")  # the release stage's manifest of the shipped files
 
     def of(self, template: str, model: str) -> Path:
         return Path(template.format(model=model))
@@ -79,6 +80,7 @@ class ReportData:
     int8_parity: dict[str, Any] | None = None
     robustness: dict[str, Any] | None = None
     multihand: dict[str, Any] | None = None
+    release: dict[str, Any] | None = None
     openvino_int8: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # model -> metrics (or None)
 
 
@@ -168,6 +170,6 @@ def load_report_data(paths: ReportPaths) -> ReportData:
         models, params, latency, paths.latency, ground_truth, paths,
         speed=read_json(paths.speed), ablation=read_json(paths.ablation),
         int8_metrics=read_json(paths.int8_metrics), int8_parity=read_json(paths.int8_parity),
-        robustness=read_json(paths.robustness), multihand=read_json(paths.multihand),
+        robustness=read_json(paths.robustness), multihand=read_json(paths.multihand), release=read_json(paths.release),
         openvino_int8={name: read_json(paths.of(paths.openvino_int8_metrics, name)) for name in MODELS},
     )

@@ -1,6 +1,7 @@
 """The README block (without its markers): what the numbers are, the accuracy and latency tables,
-the comparison, the speed section and the figure links. Deterministic: no timestamps, fixed
-ordering, so the same inputs give the same bytes."""
+the comparison, the released files, the robustness and several-hands sections, the speed section
+and the figure links. Deterministic: no timestamps, fixed ordering, so the same inputs give the
+same bytes."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -9,6 +10,7 @@ from .data import ReportData
 from .figures import FIGURE_TITLES
 from .format import TABLE_NAMES, posix
 from .multihand import multihand_section
+from .release import release_section
 from .sentences import comparison_lines, describe_setup
 from .tables import accuracy_table, latency_table, robustness_section, speed_section
 
@@ -45,6 +47,8 @@ def render_markdown(data: ReportData, figure_links: Mapping[str, str]) -> str:
             out.append(f"\n{TABLE_NAMES.get(m.name, m.name)}: no latency in `{posix(data.latency_path)}` yet.")
     out += ["", "### Comparison", ""]
     out += [f"- {line}" for line in comparison_lines(data)]
+    out += ["", "### What ships: the released files", ""]
+    out += release_section(data)
     out += ["", "### Robustness: the conditions users meet", ""]
     out += robustness_section(data)
     out += ["", "### Several hands in larger frames", ""]

@@ -25,6 +25,9 @@ from ..runtime.decoders import YOLO_CONF_THRESHOLD, YOLO_KPT_DIMS, YOLO_PAD_RGB,
 from ..runtime.model_file import decoder_from_metadata
 from ..runtime.predictor import Letterbox, letterbox
 
+# The file name of a detector shipped beside a keypoint model (the release stage writes
+# release/detector.onnx beside release/heatmap.onnx); the live app pairs the two.
+DETECTOR_FILE = "detector.onnx"
 NMS_IOU_THRESHOLD = 0.5  # a box overlapping a better one by more than this is the same hand
 MAX_DETECTIONS = 10
 

@@ -319,15 +319,17 @@ def test_cli_with_the_real_network_matches_the_pipeline(tmp_path, scene, real_mo
 
 
 def test_without_a_detector_one_hand_the_whole_frame(tmp_path, scene, real_models, monkeypatch, capsys):
-    """No detector (none in ./models, or --detector none): today's single-hand mode, said so; with
-    ./models/yolo.onnx present it is the default detector; a missing one is a model error (4)."""
+    """No detector (none beside the model nor in ./models, or --detector none): today's single-hand
+    mode, said so; ./models/yolo.onnx is the default detector when present, a detector.onnx beside
+    the model (as release/ ships it) before it; a missing one is a model error (4)."""
     heatmap, detector = real_models
     monkeypatch.chdir(tmp_path)
     base = ["live", "--source", str(scene.clip), "--model", str(heatmap), "--headless", "--threads", "1",
             "--max-frames", "2", "--log-every", "0", "--json", str(tmp_path / "o.jsonl")]
     assert cli_main([*base, "--beta", "0.1"]) == 0
     err = capsys.readouterr().err
-    assert "no detector (models/yolo.onnx not found" in err and "single-hand mode" in err and "--beta ignored" in err
+    assert f"no detector (neither {heatmap.parent / 'detector.onnx'} nor models/yolo.onnx found" in err
+    assert "single-hand mode" in err and "--beta ignored" in err
     predictor = load_predictor(heatmap, threads=1)
     cap = cv2.VideoCapture(str(scene.clip))
     for r in read_jsonl(tmp_path / "o.jsonl"):
@@ -340,6 +342,12 @@ def test_without_a_detector_one_hand_the_whole_frame(tmp_path, scene, real_model
     (tmp_path / "models" / "yolo.onnx").write_bytes(detector.read_bytes())
     assert cli_main(base) == 0
     assert "tracking up to 2 hands: detector models/yolo.onnx" in capsys.readouterr().err
+    (tmp_path / "release").mkdir()
+    for name, source in (("heatmap.onnx", heatmap), ("detector.onnx", detector)):
+        (tmp_path / "release" / name).write_bytes(source.read_bytes())
+    released = [*base[:4], "release/heatmap.onnx", *base[5:]]
+    assert cli_main(released) == 0
+    assert "tracking up to 2 hands: detector release/detector.onnx" in capsys.readouterr().err
     assert cli_main([*base, "--detector", "none"]) == 0
     assert "no detector (--detector none)" in capsys.readouterr().err
     assert cli_main([*base, "--detector", str(tmp_path / "missing.onnx")]) == errors.EXIT_MODEL

@@ -1,8 +1,9 @@
-"""The released model as a fresh clone gets it (release/heatmap.onnx and release/manifest.json,
-committed): the file is the one its manifest describes and came from the whole schedule, it loads
-through the runtime and finds the hands of the tiny fixture's val images, and the quick start's
-live command runs on them. Skipped until the release stage has written the file, which it does
-when the release training run has ended."""
+"""The released models as a fresh clone gets them (release/heatmap.onnx, release/detector.onnx and
+release/manifest.json, committed): the files are the ones the manifest describes and the model came
+from the whole schedule, it loads through the runtime and finds the hands of the tiny fixture's val
+images, and the quick start's live command runs on them, tracking with the released detector or,
+with --detector none, on the whole image. Skipped until the release stage has written the files,
+which it does when the release training run has ended."""
 from __future__ import annotations
 
 import json
@@ -19,8 +20,9 @@ from handkp.core.keypoints import IMAGE_SIZE
 from handkp.data.dataset import parse_label
 from handkp.runtime import load_predictor
 
-MODEL, MANIFEST = REPO / "release" / "heatmap.onnx", REPO / "release" / "manifest.json"
+MODEL, DETECTOR, MANIFEST = (REPO / "release" / name for name in ("heatmap.onnx", "detector.onnx", "manifest.json"))
 MIN_PCK_10PX = 0.5  # on the fixture's val images; a file of random weights gets ~0.02, the release run's dev slice ~0.9
+MIN_FOUND_WITH_DETECTOR = 0.5  # of the fixture's val images (one hand filling each): below this the detector is not worth shipping
 
 pytestmark = pytest.mark.skipif(not MODEL.is_file(), reason="no released model yet: the release stage writes "
                                 "release/heatmap.onnx when the release training run has ended")
@@ -34,11 +36,13 @@ def fixture_val(tiny_dataset):
     return images, np.stack(labels)
 
 
-def test_the_file_is_the_one_its_manifest_describes():
+def test_the_files_are_the_ones_the_manifest_describes():
     manifest = json.loads(MANIFEST.read_text())
     assert manifest["file"] == MODEL.name and manifest["sha256"] == sha256_file(MODEL)
-    assert {"params", "val", "robustness", "training", "commit"} <= set(manifest)
+    assert {"params", "val", "robustness", "training", "detector", "multihand", "commit"} <= set(manifest)
     assert manifest["training"]["epochs"] == manifest["params"]["train"]["epochs"]  # the whole schedule, not a run cut short
+    detector = manifest["detector"]
+    assert detector["file"] == DETECTOR.name and detector["sha256"] == sha256_file(DETECTOR)
 
 
 def test_it_finds_the_hands_of_the_fixtures_val_images(tiny_dataset):
@@ -52,13 +56,23 @@ def test_it_finds_the_hands_of_the_fixtures_val_images(tiny_dataset):
     assert np.mean(np.concatenate(errors) <= 10) >= MIN_PCK_10PX
 
 
+def quick_start_live(folder, cwd, *extra) -> tuple[list[dict], str]:
+    """The quick start's live command on an image folder, run where a fresh clone has no
+    models/yolo.onnx: (its JSON lines, its stderr)."""
+    out = cwd / f"live{len(extra)}.jsonl"
+    done = subprocess.run([sys.executable, "-m", "handkp", "live", "--source", str(folder), "--model", str(MODEL),
+                           "--headless", "--json", str(out), *extra], cwd=cwd, env=SESSION_ENV, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in out.read_text().splitlines()], done.stderr
+
+
 def test_the_quick_start_live_command_runs_on_a_folder(tiny_dataset, tmp_path):
     images, _ = fixture_val(tiny_dataset)
-    out = tmp_path / "val.jsonl"
-    # run where a fresh clone has no models/yolo.onnx: one hand per image, the whole image
-    done = subprocess.run([sys.executable, "-m", "handkp", "live", "--source", str(images[0].parent), "--model", str(MODEL),
-                           "--headless", "--json", str(out)], cwd=tmp_path, env=SESSION_ENV, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    records = [json.loads(line) for line in out.read_text().splitlines()]
+    records, err = quick_start_live(images[0].parent, tmp_path)
+    assert f"detector {DETECTOR}" in err  # the one beside the model: several hands, tracked
+    assert [r["image"] for r in records] == [p.name for p in images]
+    assert np.mean([r["found"] for r in records]) >= MIN_FOUND_WITH_DETECTOR
+    records, err = quick_start_live(images[0].parent, tmp_path, "--detector", "none")
+    assert "single-hand mode" in err
     assert [r["image"] for r in records] == [p.name for p in images]
     assert all(r["found"] for r in records)

@@ -96,6 +96,7 @@ def make_paths(tmp: Path, images: Path, metrics_dir: Path = FIX / "metrics", **o
         int8_parity=tmp / "no-parity.json",
         openvino_int8_metrics=str(tmp / "no-openvino-int8-{model}.json"),
         multihand=tmp / "no-multihand.json",
+        release=tmp / "no-release.json",
     )
     kw.update(over)
     return ReportPaths(**kw)

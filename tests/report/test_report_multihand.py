@@ -4,7 +4,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from handkp.report.data import ReportData, ReportPaths, load_report_data
+from section_inputs import data_with_only
+
+from handkp.report.data import ReportData
 from handkp.report.markdown import render_markdown
 from handkp.report.multihand import multihand_section
 
@@ -27,10 +29,7 @@ SYNTHETIC = {
 
 
 def data_with(path: Path) -> ReportData:
-    paths = ReportPaths(params=path.parent / "no-params.yaml", multihand=path, latency=path.parent / "no-latency.json",
-                        ground_truth=path.parent / "no-gt.parquet", metrics=str(path.parent / "no-{model}.json"),
-                        robustness=path.parent / "no-robustness.json", speed=path.parent / "no-speed.json")
-    return load_report_data(paths)
+    return data_with_only(path.parent, multihand=path)
 
 
 def test_synthetic_multihand_json_renders_a_table(tmp_path):

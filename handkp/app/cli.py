@@ -154,6 +154,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads of the model (and of the detector): ONNX Runtime's intra-op threads, OpenVINO's inference threads, "
                              "or torch's with the torch backend (default 0: the backend's own choice)")
+    parser.add_argument("--flip-test", action="store_true",
+                        help="the heatmap model: average the heatmaps of each crop and of its mirror image; more accurate "
+                             "keypoints for two network passes (MMPose's flip test)")
     parser.add_argument("--headless", action="store_true",
                         help="no window (over SSH, in scripts and tests); progress lines go to stderr")
     parser.add_argument("--realtime", action="store_true",
@@ -231,7 +234,7 @@ def main(args: argparse.Namespace) -> int:
 def _load_model(args: argparse.Namespace) -> Predictor:
     try:
         predictor = load_predictor(args.model, backend=args.backend, device=args.device, threads=args.threads,
-                                   precision=args.precision)
+                                   precision=args.precision, flip_test=args.flip_test)
         if predictor.backend == "torch" and args.threads > 0:  # torch is imported already, by its backend
             import torch
 

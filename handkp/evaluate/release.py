@@ -2,7 +2,7 @@
 git so a fresh clone can run it), ``release/detector.onnx`` beside it (the YOLO baseline's export,
 the hand detector the live app pairs with it to track several hands) and ``release/manifest.json``:
 each file's sha256, the params it was trained with and its val metrics recomputed from the
-released file itself; the heatmap model's robustness metrics, the pair's multi-hand benchmark, and
+released file itself (the heatmap model's also with the flip test); its robustness metrics, the pair's multi-hand benchmark, and
 the training run's figures (epochs, images seen, wall time, images/s, hardware, commit)."""
 from __future__ import annotations
 
@@ -109,6 +109,7 @@ def run_release(params: dict) -> dict:
     gt = table.filter(pl.col("split") == "val")
     sha = _released(HEATMAP_ONNX, RELEASE_ONNX)
     metrics = _val_metrics(load_predictor(RELEASE_ONNX, "onnxruntime", "cpu", threads), gt, batch_size)
+    flip_tested = _val_metrics(load_predictor(RELEASE_ONNX, "onnxruntime", "cpu", threads, flip_test=True), gt, batch_size)
     detector_sha = _released(YOLO_ONNX, RELEASE_DETECTOR)
     detector_val = _val_metrics(load_predictor(RELEASE_DETECTOR, "onnxruntime", "cpu", threads, conf_threshold=conf), gt, batch_size)
     training = training_summary(len(table.filter(pl.col("split") == "train")["image"].unique()))
@@ -117,6 +118,7 @@ def run_release(params: dict) -> dict:
         "input": "RGB pixels 0-255, (1, 3, 224, 224) float32; output (1, 21, 56, 56) heatmaps (see the ONNX metadata)",
         "params": {k: params[k] for k in ("seed", "model", "codec", "train")},
         "val": metrics,
+        "val_flip_test": flip_tested,  # --flip-test: each image and its mirror image, two network passes
         "robustness": None if robustness is None else {"images": robustness["images"], "heatmap": robustness["models"]["heatmap"],
                                                        "presence": robustness["presence"].get("heatmap")},
         "training": training,
@@ -130,8 +132,9 @@ def run_release(params: dict) -> dict:
         "commit": _git_commit(),
     }
     write_json(RELEASE_MANIFEST, manifest)
-    print(f"released {RELEASE_ONNX} (sha256 {sha[:12]}…): val PCK@1/3/5/7/10 "
-          + " / ".join(f"{metrics[f'pck_{t}px']:.3f}" for t in (1, 3, 5, 7, 10)))
+    for label, m in (("", metrics), (", with the flip test", flip_tested)):
+        print(f"released {RELEASE_ONNX} (sha256 {sha[:12]}…): val PCK@1/3/5/7/10{label} "
+              + " / ".join(f"{m[f'pck_{t}px']:.3f}" for t in (1, 3, 5, 7, 10)))
     print(f"released {RELEASE_DETECTOR} (sha256 {detector_sha[:12]}…): no hand found in "
           f"{detector_val['missed_images']} of {detector_val['n_images']} val images at confidence >= {conf:g}")
     return manifest

@@ -1,6 +1,6 @@
 """The README's "What ships" section, from release/manifest.json (the release stage): each released
-file with its sha256, size and val metrics recomputed from the file itself, and the heatmap model's
-training run (epochs, images seen, hours, images/s, hardware, commit)."""
+file with its sha256, size and val metrics recomputed from the file itself (the heatmap model's
+also with the flip test), and the heatmap model's training run (epochs, images seen, hours, images/s, hardware, commit)."""
 from __future__ import annotations
 
 from .data import ReportData
@@ -47,6 +47,9 @@ def release_section(data: ReportData) -> list[str]:
         "| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|",
         _row(f"{folder}/{m.get('file', MISSING)}", "keypoint model", m),
     ]
+    if m.get("val_flip_test"):
+        lines.append(_row(f"{folder}/{m.get('file', MISSING)}", "keypoint model, flip test (`--flip-test`: 2 passes)",
+                          {**m, "val": m["val_flip_test"]}))
     detector = m.get("detector")
     if detector:
         conf = num(detector.get("val"), "conf_threshold")
@@ -55,6 +58,9 @@ def release_section(data: ReportData) -> list[str]:
     lines.append("")
     if m.get("training"):
         lines.append(f"- {_training_line(m['training'], m.get('commit'))}")
+    if m.get("val_flip_test"):
+        lines.append("- The flip test averages the heatmaps of each image and of its mirror image (MMPose's flip test): "
+                     "the same file, two network passes, so about twice the model-only latency of the tables below.")
     if detector:
         lines.append("- The detector's row scores it as a one-hand keypoint model on the val crops; its missed images "
                      "are those where it finds no hand. The live app runs it on the whole frame and the keypoint model "

@@ -25,13 +25,26 @@ EXTRA_SUFFIXES = {"openvino": (".onnx",)}  # files a backend runs besides those 
 
 
 def load_predictor(model_path: str | Path, backend: str = "auto", device: str = "cpu", threads: int = 0,
-                   conf_threshold: float = YOLO_CONF_THRESHOLD, precision: str | None = None) -> Predictor:
+                   conf_threshold: float = YOLO_CONF_THRESHOLD, precision: str | None = None,
+                   flip_test: bool = False) -> Predictor:
     """A predictor for a checkpoint (.pt, torch backend), an ONNX file (onnxruntime, or openvino),
     a TensorRT engine or an OpenVINO IR. ``backend='auto'`` picks from the file's suffix;
     ``conf_threshold`` is the YOLO decoder's detection threshold. ``precision`` (openvino: fp32 |
     bf16 | int8) None is the file's own: fp32, or what an IR's sidecar records; torch and
-    onnxruntime accept fp32 (what they run), tensorrt none (an engine's precision is built in)."""
+    onnxruntime accept fp32 (what they run), tensorrt none (an engine's precision is built in).
+    ``flip_test``: the heatmap model's flip test (``Predictor.infer``), two network passes."""
     path = Path(model_path)
+    predictor = _backend_predictor(path, backend, device, threads, conf_threshold, precision)
+    if not flip_test:
+        return predictor
+    try:
+        return predictor.flip_tested()
+    except ModelLoadError as err:
+        raise ModelLoadError(f"{path}: {err}") from err
+
+
+def _backend_predictor(path: Path, backend: str, device: str, threads: int, conf_threshold: float,
+                       precision: str | None) -> Predictor:
     if not path.is_file():
         raise ModelLoadError(f"{path}: model file not found")
     suffix = path.suffix.lower()

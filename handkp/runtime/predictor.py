@@ -5,7 +5,8 @@ and backend (evaluation, benchmark, live app).
     pred = p.predict(rgb)                        # Prediction: keypoints (21, 2) px, scores (21,), found
 
 The model's own part (input convention, decode) is its decoder (``handkp.runtime.decoders``);
-the backend is any callable (N, 3, S, S) float32 -> raw outputs."""
+the backend is any callable (N, 3, S, S) float32 -> raw outputs. ``flip_tested()`` gives the same
+predictor with MMPose's flip test (heatmap mode): two network passes, more accurate keypoints."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ from typing import Callable
 
 import cv2
 import numpy as np
+
+from ..core.errors import ModelLoadError
 
 
 @dataclass
@@ -57,10 +60,19 @@ def letterbox(image: np.ndarray, size: int, pad_value: tuple[int, int, int]) -> 
 
 
 class Predictor:
-    """A decoder (the model's input convention and decode), a backend and the input size."""
+    """A decoder (the model's input convention and decode), a backend and the input size; with
+    ``flip_test`` the heatmaps are those of the flip test (``infer``)."""
 
-    def __init__(self, decoder, backend_name: str, run: Callable[[np.ndarray], np.ndarray], input_size: int):
+    def __init__(self, decoder, backend_name: str, run: Callable[[np.ndarray], np.ndarray], input_size: int,
+                 flip_test: bool = False):
+        if flip_test and decoder.kind != "heatmap":
+            raise ModelLoadError(f"the flip test averages heatmaps: it runs the heatmap model, not a {decoder.kind} model")
         self.decoder, self.backend, self.run, self.input_size = decoder, backend_name, run, input_size
+        self.flip_test = flip_test
+
+    def flip_tested(self) -> Predictor:
+        """This predictor with the flip test (ModelLoadError for a YOLO model)."""
+        return Predictor(self.decoder, self.backend, self.run, self.input_size, flip_test=True)
 
     @property
     def kind(self) -> str:
@@ -80,8 +92,15 @@ class Predictor:
         return self.decoder.to_input(boxed)[None], box
 
     def infer(self, x: np.ndarray) -> np.ndarray:
-        """The model alone: (N, 3, S, S) float32 -> raw outputs."""
-        return self.run(x)
+        """The model alone: (N, 3, S, S) float32 -> raw outputs. With the flip test, the mean of the
+        heatmaps of ``x`` and of its mirror image mirrored back: exact on the codec's cell-centred
+        grid (mirroring the image maps heatmap column j to W-1-j), and no channel is swapped (a
+        mirrored hand keeps every keypoint's identity)."""
+        raw = self.run(x)
+        if self.flip_test:
+            mirrored = self.run(np.ascontiguousarray(x[..., ::-1]))
+            raw = (raw + mirrored[..., ::-1]) * np.float32(0.5)
+        return raw
 
     def postprocess(self, raw: np.ndarray, box: Letterbox) -> Prediction:
         """Raw outputs of one image (batch of 1) -> keypoints in that image's px."""

@@ -1,7 +1,7 @@
 """The release stage on the tiny fixture's pipeline run: release/ holds the exported heatmap model
 and, beside it, the YOLO export as the live app's detector, each the file the manifest describes,
 with val metrics recomputed from the released file equal to what the evaluation stages measured on
-the same file; the manifest carries the multi-hand benchmark of the pair; and the live app run on
+the same file (and the heatmap model's with the flip test); the manifest carries the multi-hand benchmark of the pair; and the live app run on
 the released model picks the released detector."""
 from __future__ import annotations
 
@@ -35,6 +35,9 @@ def test_release_ships_both_files_its_manifest_describes(pipeline_run):
     for key in HEADLINE:
         assert manifest["val"][key] == pytest.approx(deployed[key], abs=1e-6), key
         assert detector["val"][key] == pytest.approx(yolo[key], abs=1e-6), key
+    flip_tested = manifest["val_flip_test"]  # the same file, each image and its mirror image
+    assert flip_tested["n_images"] == deployed["n_images"] and flip_tested["missed_images"] == 0
+    assert flip_tested["epe_mean_px"] != manifest["val"]["epe_mean_px"]
     multihand = read(pipeline_run / "reports/metrics/multihand.json")
     assert manifest["multihand"] == {"settings": multihand["settings"], "overall": multihand["overall"]}
 

@@ -39,7 +39,7 @@ def fixture_val(tiny_dataset):
 def test_the_files_are_the_ones_the_manifest_describes():
     manifest = json.loads(MANIFEST.read_text())
     assert manifest["file"] == MODEL.name and manifest["sha256"] == sha256_file(MODEL)
-    assert {"params", "val", "robustness", "training", "detector", "multihand", "commit"} <= set(manifest)
+    assert {"params", "val", "val_flip_test", "robustness", "training", "detector", "multihand", "commit"} <= set(manifest)
     assert manifest["training"]["epochs"] == manifest["params"]["train"]["epochs"]  # the whole schedule, not a run cut short
     detector = manifest["detector"]
     assert detector["file"] == DETECTOR.name and detector["sha256"] == sha256_file(DETECTOR)

@@ -155,8 +155,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CPU threads of the model (and of the detector): ONNX Runtime's intra-op threads, OpenVINO's inference threads, "
                              "or torch's with the torch backend (default 0: the backend's own choice)")
     parser.add_argument("--flip-test", action="store_true",
-                        help="the heatmap model: average the heatmaps of each crop and of its mirror image; more accurate "
-                             "keypoints for two network passes (MMPose's flip test)")
+                        help="the heatmap model: average the heatmaps of its input (the frame, or each hand's crop) and of "
+                             "its mirror image; more accurate keypoints for two network passes (MMPose's flip test)")
     parser.add_argument("--headless", action="store_true",
                         help="no window (over SSH, in scripts and tests); progress lines go to stderr")
     parser.add_argument("--realtime", action="store_true",

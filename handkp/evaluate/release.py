@@ -2,8 +2,9 @@
 git so a fresh clone can run it), ``release/detector.onnx`` beside it (the YOLO baseline's export,
 the hand detector the live app pairs with it to track several hands) and ``release/manifest.json``:
 each file's sha256, the params it was trained with and its val metrics recomputed from the
-released file itself (the heatmap model's also with the flip test); its robustness metrics, the pair's multi-hand benchmark, and
-the training run's figures (epochs, images seen, wall time, images/s, hardware, commit)."""
+released file itself (the heatmap model's also with the flip test); its robustness metrics, the
+pair's multi-hand benchmark, and the training run's figures (epochs, images seen, wall time,
+images/s, hardware, commit)."""
 from __future__ import annotations
 
 import json

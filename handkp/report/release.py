@@ -1,6 +1,7 @@
 """The README's "What ships" section, from release/manifest.json (the release stage): each released
 file with its sha256, size and val metrics recomputed from the file itself (the heatmap model's
-also with the flip test), and the heatmap model's training run (epochs, images seen, hours, images/s, hardware, commit)."""
+also with the flip test), and the heatmap model's training run (epochs, images seen, hours,
+images/s, hardware, commit)."""
 from __future__ import annotations
 
 from .data import ReportData
@@ -60,7 +61,7 @@ def release_section(data: ReportData) -> list[str]:
         lines.append(f"- {_training_line(m['training'], m.get('commit'))}")
     if m.get("val_flip_test"):
         lines.append("- The flip test averages the heatmaps of each image and of its mirror image (MMPose's flip test): "
-                     "the same file, two network passes, so about twice the model-only latency of the tables below.")
+                     "the same file, two network passes, so about twice its model-only latency in the latency tables.")
     if detector:
         lines.append("- The detector's row scores it as a one-hand keypoint model on the val crops; its missed images "
                      "are those where it finds no hand. The live app runs it on the whole frame and the keypoint model "

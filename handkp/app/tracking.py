@@ -44,7 +44,7 @@ def _number(low: float, high: float = math.inf, integer: bool = False, open_low:
 
 def add_tracking_arguments(parser: argparse.ArgumentParser) -> None:
     """``--max-hands``, ``--detector``, ``--detector-conf``, ``--detect-every``,
-    ``--presence-threshold``, ``--sequence``, ``--no-smoothing``, ``--min-cutoff``, ``--beta``."""
+    ``--presence-threshold``, ``--sequence``, ``--no-upright``, ``--no-smoothing``, ``--min-cutoff``, ``--beta``."""
     g = parser.add_argument_group("several hands (a detector finds hands, the model follows each in its own crop)")
     g.add_argument("--detector", metavar="PATH",
                    help=f"a YOLO-pose ONNX export that finds the hands (default, when --model is not a YOLO model: "
@@ -63,6 +63,9 @@ def add_tracking_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--sequence", action="store_true",
                    help="an image folder holds the frames of one video: track and smooth across its images "
                         "(default: each image on its own, as MediaPipe's static image mode)")
+    g.add_argument("--no-upright", action="store_true",
+                   help="crops not turned: a followed hand's crop keeps the frame's orientation (default: turned so "
+                        "the hand points up, MediaPipe's choice for a keypoint model trained on such crops)")
     g.add_argument("--no-smoothing", action="store_true", help="no One Euro filter on the tracked keypoints (default: on)")
     g.add_argument("--min-cutoff", type=_number(0, open_low=True), metavar="HZ",
                    help=f"One Euro filter: the cutoff of a still hand, Hz; lower: less jitter, more lag (default {_SMOOTHING.min_cutoff:g})")
@@ -93,7 +96,7 @@ def build_pipeline(args: argparse.Namespace, predictor: Predictor) -> MultiHandP
     if path is None:
         given = [flag for flag, v in (("--max-hands", args.max_hands), ("--detect-every", args.detect_every),
                                       ("--presence-threshold", args.presence_threshold), ("--sequence", args.sequence or None),
-                                      ("--no-smoothing", args.no_smoothing or None),
+                                      ("--no-upright", args.no_upright or None), ("--no-smoothing", args.no_smoothing or None),
                                       ("--min-cutoff", args.min_cutoff), ("--beta", args.beta)) if v is not None]
         log(f"no detector ({why}): one hand, the whole frame (single-hand mode)"
             + (f"; {', '.join(given)} ignored" if given else ""))
@@ -112,10 +115,10 @@ def build_pipeline(args: argparse.Namespace, predictor: Predictor) -> MultiHandP
     every = args.detect_every or DEFAULT_DETECT_EVERY
     presence = DEFAULT_PRESENCE if args.presence_threshold is None else args.presence_threshold
     tracker = HandTracker(max_hands=max_hands, detect_every=every, presence_threshold=presence, smoothing=smoothing,
-                          crop_size=predictor.input_size, fps=args.fps)
+                          crop_size=predictor.input_size, fps=args.fps, upright=not args.no_upright)
     smooth = "off" if smoothing is None else f"min cutoff {smoothing.min_cutoff:g} Hz, beta {smoothing.beta:g}"
     log(f"tracking up to {max_hands} hands: detector {path} (conf >= {args.detector_conf:g}, every {every} frames while "
-        f"fewer are tracked), presence >= {presence:g}, smoothing {smooth}")
+        f"fewer are tracked), presence >= {presence:g}, crops {'not turned' if args.no_upright else 'upright'}, smoothing {smooth}")
     return MultiHandPipeline(predictor, detector, tracker)
 
 

@@ -200,6 +200,7 @@ def run_multihand(params: dict) -> dict:
     settings = {"n_clips": int(cfg["n_clips"]), "frames": int(cfg["frames"]), "frame_size": list(frame_size),
                 "max_hands": int(cfg["max_hands"]),
                 "detect_every": int(cfg["detect_every"]), "presence_threshold": float(cfg["presence_threshold"]),
+                "upright": bool(cfg["upright"]),
                 "smoothing": False, "conf_threshold": conf, "threads": threads, "seed": seed,
                 "match_distance": MATCH_DISTANCE, "match_iou": MATCH_IOU, "clip_fps": FPS_CLIP}
     predictor = load_predictor(HEATMAP_ONNX, "onnxruntime", "cpu", threads)
@@ -208,7 +209,7 @@ def run_multihand(params: dict) -> dict:
     def pipeline(clip_detector: Detector) -> MultiHandPipeline:
         tracker = HandTracker(max_hands=settings["max_hands"], detect_every=settings["detect_every"],
                               presence_threshold=settings["presence_threshold"], smoothing=None,
-                              crop_size=predictor.input_size)
+                              crop_size=predictor.input_size, upright=settings["upright"])
         return MultiHandPipeline(predictor, clip_detector, tracker)
 
     clips = make_clips(pixels, keypoints, names, seed, settings["n_clips"], settings["frames"], frame_size,

@@ -34,12 +34,13 @@ def multihand_section(data: ReportData) -> list[str]:
     head = ["true hands in the frame", "frames", "hands"] + [f"PCK@{t}px" for t in MULTIHAND_PCK]
     head += ["EPE median px", "missed hands", "false hands", "ID switches", "hand-free frames with a hand"]
     smoothing = "on" if s.get("smoothing") else "off"
+    crops = "crops not turned" if s.get("upright") is False else "crops turned upright"  # files from before the setting: turned
     lines = [
         f"{fmt_count(num(s, 'n_clips'))} synthetic clips of {fmt_count(num(s, 'frames'))} frames at {size[0]}×{size[1]}: "
         f"0–{fmt_count(num(s, 'max_hands'))} val hands per clip, each scaled (0.4–1.2), turned and moving, entering and "
         "leaving, through the YOLO detector, the tracker and the heatmap model "
         f"(detector every {fmt_count(num(s, 'detect_every'))} frame(s) while places are free, presence threshold "
-        f"{s.get('presence_threshold', MISSING)}, smoothing {smoothing}). PCK in the source image's px "
+        f"{s.get('presence_threshold', MISSING)}, {crops}, smoothing {smoothing}). PCK in the source image's px "
         "(frame px / the hand's scale); a missed hand's keypoints count as misses; EPE over matched hands.",
         "",
         "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",

@@ -116,11 +116,13 @@ def palm_size(keypoints: np.ndarray) -> float:
     return float((palm.max(0) - palm.min(0)).max())
 
 
-def roi_from_keypoints(keypoints: np.ndarray, scale: float = PALM_SCALE, shift: float = PALM_SHIFT) -> Roi:
+def roi_from_keypoints(keypoints: np.ndarray, scale: float = PALM_SCALE, shift: float = PALM_SHIFT,
+                       upright: bool = True) -> Roi:
     """The ROI of a hand from its keypoints (21, 2) frame px (MediaPipe's landmarks-to-ROI): turned
-    so that the wrist -> middle-MCP axis points up in the crop; the side ``scale`` × the palm's
-    extent (``palm_size``); the centre the palm's centre moved ``shift`` × that extent towards the
-    fingers. Only the palm keypoints (``PALM_KEYPOINTS``) count, so a bent finger moves nothing."""
+    so that the wrist -> middle-MCP axis points up in the crop (``upright``; else the same square,
+    not turned: angle 0); the side ``scale`` × the palm's extent (``palm_size``); the centre the
+    palm's centre moved ``shift`` × that extent towards the fingers. Only the palm keypoints
+    (``PALM_KEYPOINTS``) count, so a bent finger moves nothing."""
     angle, palm, rotation = _upright_palm(keypoints)
     lo, hi = palm.min(0), palm.max(0)
     extent = float((hi - lo).max())
@@ -128,4 +130,4 @@ def roi_from_keypoints(keypoints: np.ndarray, scale: float = PALM_SCALE, shift: 
         raise ValueError(f"a palm of extent {extent} px with scale {scale}: no ROI")
     centre_upright = (lo + hi) / 2 - np.array([0.0, shift * extent])
     cx, cy = np.asarray(keypoints, dtype=np.float64)[WRIST] + centre_upright @ rotation  # R^T back to the frame
-    return Roi(float(cx), float(cy), extent * scale, angle)
+    return Roi(float(cx), float(cy), extent * scale, angle if upright else 0.0)

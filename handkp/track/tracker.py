@@ -15,7 +15,9 @@ The caller owns the models; per frame it runs:
   never while ``max_hands`` are tracked. A box overlapping a tracked hand's box (IoU >=
   ``iou_threshold``) is that hand, not a new one; the others (in the detector's order, best
   first) fill the free places.
-- **Following**: a tracked hand's crop comes from its last keypoints (``roi_from_keypoints``).
+- **Following**: a tracked hand's crop comes from its last keypoints (``roi_from_keypoints``),
+  turned so the hand points up (``upright``, MediaPipe's choice for a model trained on such crops)
+  or not turned.
 - **Observations**: each crop's prediction with ``found`` and presence >= ``presence_threshold``,
   mapped back to frame px. Two observations whose keypoints lie within ``duplicate_distance`` palm
   sizes (mean distance) are one hand: the more present one (on a tie: the tracked hand's) stays.
@@ -124,11 +126,13 @@ def best_assignment(cost: np.ndarray, max_cost: float) -> list[tuple[int, int]]:
 class HandTracker:
     """Tracks up to ``max_hands`` hands with stable ids (the module's docstring: the per-frame
     calls and the rules). ``crop_size``: the side of the crops the predictions' keypoints are in;
-    ``fps``: turns frame indices into seconds when ``rois_to_run`` gets no timestamp."""
+    ``fps``: turns frame indices into seconds when ``rois_to_run`` gets no timestamp; ``upright``:
+    a followed hand's crop is turned so that the hand points up (False: not turned)."""
 
     def __init__(self, max_hands: int = 2, detect_every: int = 1, presence_threshold: float = 0.3,
                  iou_threshold: float = 0.5, max_jump: float = 1.5, duplicate_distance: float = 0.25,
-                 smoothing: OneEuroSettings | None = DEFAULT_SMOOTHING, crop_size: int = IMAGE_SIZE, fps: float = 30.0):
+                 smoothing: OneEuroSettings | None = DEFAULT_SMOOTHING, crop_size: int = IMAGE_SIZE, fps: float = 30.0,
+                 upright: bool = True):
         if not 1 <= max_hands <= MAX_HANDS:
             raise ValueError(f"max_hands must be 1 … {MAX_HANDS}, got {max_hands}")
         if detect_every < 1 or fps <= 0:
@@ -136,7 +140,7 @@ class HandTracker:
         self.max_hands, self.detect_every = max_hands, detect_every
         self.presence_threshold, self.iou_threshold = presence_threshold, iou_threshold
         self.max_jump, self.duplicate_distance = max_jump, duplicate_distance
-        self.smoothing, self.crop_size, self.fps = smoothing, crop_size, fps
+        self.smoothing, self.crop_size, self.fps, self.upright = smoothing, crop_size, fps, upright
         self.reset()
 
     def reset(self) -> None:
@@ -161,7 +165,7 @@ class HandTracker:
         places are free. ``detections``: None when the detector did not run. ``timestamp``: s
         (default frame_index / fps). Call ``update`` with the predictions next."""
         self._time = frame_index / self.fps if timestamp is None else timestamp
-        rois = [roi_from_keypoints(t.seen.keypoints) for t in self._tracks]
+        rois = [roi_from_keypoints(t.seen.keypoints, upright=self.upright) for t in self._tracks]
         if detections is not None:
             self._last_detection = frame_index
             taken = [keypoint_box(t.seen.keypoints) for t in self._tracks]

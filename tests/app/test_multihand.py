@@ -341,7 +341,10 @@ def test_without_a_detector_one_hand_the_whole_frame(tmp_path, scene, real_model
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "yolo.onnx").write_bytes(detector.read_bytes())
     assert cli_main(base) == 0
-    assert "tracking up to 2 hands: detector models/yolo.onnx" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "tracking up to 2 hands: detector models/yolo.onnx" in err and "crops upright" in err
+    assert cli_main([*base, "--no-upright"]) == 0
+    assert "crops not turned" in capsys.readouterr().err
     (tmp_path / "release").mkdir()
     for name, source in (("heatmap.onnx", heatmap), ("detector.onnx", detector)):
         (tmp_path / "release" / name).write_bytes(source.read_bytes())

@@ -43,6 +43,10 @@ def test_synthetic_multihand_json_renders_a_table(tmp_path):
     assert table[3].startswith("| 0 | 200 | 0 | 0.100 | 0.400 | – |") and table[3].endswith("| – | 11 | 0 | 11 of 200 |")
     assert table[6].startswith("| 3 | 150 | 380 |")
     assert "12 synthetic clips of 60 frames at 640×480" in lines[0] and "smoothing off" in lines[0]
+    assert "crops turned upright" in lines[0]  # a file without the setting: what the tracker always did
+    path.write_text(json.dumps({**SYNTHETIC, "settings": {**SYNTHETIC["settings"], "upright": False}}))
+    assert "crops not turned" in multihand_section(data_with(path))[0]
+    path.write_text(json.dumps(SYNTHETIC))
     assert any("17.3 FPS" in line for line in lines)
     block = render_markdown(data_with(path), {})
     assert "### Several hands in larger frames" in block and table[2] in block

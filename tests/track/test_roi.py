@@ -77,6 +77,16 @@ def test_the_crop_shows_the_whole_hand_upright_and_centred_towards_the_fingers(t
     assert roi.size == pytest.approx(3.5 * palm_size(kp))
 
 
+@pytest.mark.parametrize("turn", [0.7, math.pi / 2, math.pi])
+def test_a_crop_that_is_not_turned_is_the_same_square_at_angle_zero(turn):
+    kp = hand(320, 240, palm_px=50, turn=turn)
+    turned, kept = roi_from_keypoints(kp), roi_from_keypoints(kp, upright=False)
+    assert (kept.cx, kept.cy, kept.size) == (turned.cx, turned.cy, turned.size) and kept.angle == 0.0
+    in_crop = to_crop(kept, kp)
+    assert ((in_crop > 0) & (in_crop < S)).all()  # still the whole hand, now as the frame shows it
+    np.testing.assert_allclose(in_crop[9] - in_crop[0], (kp[9] - kp[0]) * S / kept.size, atol=1e-3)
+
+
 def test_only_the_palm_places_the_roi():
     kp = hand(200, 200)
     bent = kp.copy()

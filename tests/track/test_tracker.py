@@ -133,3 +133,19 @@ def test_update_out_of_order_is_an_error():
         tracker.update([])
     with pytest.raises(ValueError):
         HandTracker(max_hands=7)
+
+
+def test_a_followed_hand_gets_an_upright_crop_unless_told_not_to():
+    """The detector's box gives the first crop (angle 0); then the hand's own keypoints do: turned
+    so that it points up, or, with ``upright=False``, not turned; the keypoints come back the same."""
+    scenes = [[hand(300, 260, turn=1.2)] for _ in range(3)]
+    for upright, angle in ((True, -1.2), (False, 0.0)):
+        tracker = HandTracker(max_hands=1, smoothing=None, upright=upright)
+        angles, outputs = [], []
+        for i, hands in enumerate(scenes):
+            rois = tracker.rois_to_run(i, boxes_of(hands) if tracker.wants_detection(i) else None)
+            angles.append(rois[0].angle)
+            outputs.append(tracker.update([model_on(roi, hands) for roi in rois]))
+        assert angles[0] == 0.0 and angles[1:] == pytest.approx([angle, angle], abs=1e-6)
+        for o, hands in zip(outputs, scenes):
+            np.testing.assert_allclose(o[0].keypoints, hands[0], atol=1e-3)

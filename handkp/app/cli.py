@@ -48,10 +48,11 @@ several hands:
   with a detector (--detector; default detector.onnx beside --model, as release/ ships it, else
   models/yolo.onnx, when either exists) the app tracks up to --max-hands hands (default 2),
   MediaPipe-style: the detector runs on the whole frame while fewer hands are tracked (every
-  --detect-every frames), each hand gets a rotated square crop (from the detector's box, then from
-  its own keypoints of the frame before), the keypoint model runs once per frame on all the crops, a crop whose presence is below --presence-threshold ends its hand, and
-  each hand keeps an id, drawn in its own colour with its box, keypoints smoothed by a One Euro
-  filter (--no-smoothing, --min-cutoff, --beta). The images of a folder are separate pictures: each
+  --detect-every frames), each hand gets a square crop (from the detector's box, then from its own
+  keypoints of the frame before, turned so the hand points up unless --no-upright), the keypoint
+  model runs once per frame on all the crops, a crop whose presence is below --presence-threshold
+  ends its hand, and each hand keeps an id, drawn in its own colour with its box, keypoints
+  smoothed by a One Euro filter (--no-smoothing, --min-cutoff, --beta). The images of a folder are separate pictures: each
   is processed on its own (detector on every image, ids from 0), unless --sequence says they are the
   frames of one video. Without a detector (none found, --detector none, or a YOLO --model): one
   hand, the whole frame, as before (the app says which on stderr).

@@ -97,7 +97,8 @@ examples:
   python -m handkp live --source 0 --model models/heatmap.onnx
   python -m handkp live --source clip.mp4 --model models/heatmap.onnx --headless --save out.mp4 --json out.jsonl
   python -m handkp live --source clip.mp4 --model models/heatmap.onnx --realtime
-  python -m handkp live --source data/raw/hand-keypoints/val/images --model models/heatmap/best.pt --headless --json val.jsonl
+  unzip -q data/raw.zip 'hand-keypoints/val/images/*' -d data/val   # the val images as files
+  python -m handkp live --source data/val/hand-keypoints/val/images --model models/heatmap/best.pt --headless --json val.jsonl
   python -m handkp live --source rtsp://camera.local/stream --model model.engine --headless --json out.jsonl
   python -m handkp live --source 0 --model models/heatmap.onnx --backend openvino --precision bf16
   python -m handkp live --source 0 --model models/heatmap.onnx --detector models/yolo.onnx --max-hands 2

@@ -20,3 +20,12 @@ def read_rgb(path: str | Path) -> np.ndarray:
     if image is None:
         raise ValueError(f"{path}: cannot decode image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def decode_rgb(data: bytes, name: str) -> np.ndarray:
+    """An encoded image's bytes (JPEG, PNG, ...) -> RGB uint8 (H, W, 3), the same pixels as
+    ``read_rgb`` on the file; ValueError naming ``name`` when they cannot be decoded."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{name}: cannot decode image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -2,7 +2,7 @@
 ``dvc.yaml`` declares the same paths as stage deps and outs."""
 from pathlib import Path
 
-RAW = Path("data/raw")                                # fetch: the extracted archive
+RAW_ARCHIVE = Path("data/raw.zip")                    # fetch: the dataset as one zip (handkp.data.archive)
 PREPARED_TABLE = Path("data/prepared/keypoints.parquet")  # prepare: one row per (image, keypoint)
 IMAGE_CACHE = Path("data/images")                     # prepare: decoded images (handkp.data.cache)
 DATA_QUALITY = Path("reports/data_quality.json")      # prepare: bad samples and counts

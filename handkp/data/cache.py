@@ -3,8 +3,8 @@
 ``data/images/index.json`` (split -> image names).
 
 Training, evaluation and the report read pixels from here (memory-mapped, no JPEG decode per
-epoch), and DVC tracks three files instead of the ~27,000 of ``data/raw``. The pixels are
-exactly those of ``handkp.core.images.read_rgb`` on the raw files.
+epoch). The pixels are exactly those of ``handkp.core.images.decode_rgb`` on the JPEGs of the
+dataset archive (``handkp.data.archive``), the same as ``read_rgb`` on the files extracted.
 
     cache = ImageCache("data/images")
     names, pixels = cache.split("val")      # list of names, (N, S, S, 3) uint8 memory map
@@ -21,8 +21,9 @@ from numpy.lib.format import open_memmap
 from tqdm import tqdm
 
 from ..core.errors import HandkpError
-from ..core.images import read_rgb
+from ..core.images import decode_rgb
 from ..core.io import atomic_path, write_json
+from .archive import DatasetArchive
 
 SPLITS = ("train", "dev", "val")
 INDEX_FILE = "index.json"
@@ -37,9 +38,10 @@ def split_names(table: pl.DataFrame, split: str) -> list[str]:
     return table.filter(pl.col("split") == split)["image"].unique().sort().to_list()
 
 
-def write_image_cache(table: pl.DataFrame, raw_root: str | Path, out_dir: str | Path, image_size: int) -> dict[str, int]:
-    """Decodes every image of the table once into ``out_dir/<split>.npy``; each file is written
-    whole or not at all. Returns the number of images per split."""
+def write_image_cache(table: pl.DataFrame, archive: DatasetArchive, out_dir: str | Path, image_size: int) -> dict[str, int]:
+    """Decodes every image of the table, read from the dataset ``archive``, once into
+    ``out_dir/<split>.npy``; each file is written whole or not at all. Returns the number of
+    images per split."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     index = {}
@@ -48,7 +50,7 @@ def write_image_cache(table: pl.DataFrame, raw_root: str | Path, out_dir: str | 
         with atomic_path(out_dir / f"{split}.npy") as tmp:
             pixels = open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(names), image_size, image_size, 3))
             for i, name in enumerate(tqdm(names, desc=f"decode {split}", unit="img")):
-                pixels[i] = read_rgb(Path(raw_root) / name)
+                pixels[i] = decode_rgb(archive.read(name), f"{archive.path}:{name}")
             pixels.flush()
             del pixels
         index[split] = names

@@ -1,10 +1,11 @@
-"""The YOLO-pose dataset layout: validation, the quality report and the keypoint tables.
+"""The YOLO-pose dataset: validation, the quality report and the keypoint tables.
 
-Layout: ``<root>/{train,val}/images/*.jpg`` and ``<root>/{train,val}/labels/*.txt``; one
-line per hand: ``class cx cy w h`` then 21 × ``x y visibility``, all normalised to the image.
+Read from the dataset archive (``handkp.data.archive``): ``hand-keypoints/{train,val}/images/*.jpg``
+and ``hand-keypoints/{train,val}/labels/*.txt``; one line per hand: ``class cx cy w h`` then 21 × ``x y visibility``, all normalised to the image.
 """
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +16,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..core.errors import HandkpError
-from ..core.images import IMAGE_SUFFIXES
 from ..core.io import atomic_path, write_json
-from ..core.paths import DATA_QUALITY, IMAGE_CACHE, PREPARED_TABLE, RAW
+from ..core.paths import DATA_QUALITY, IMAGE_CACHE, PREPARED_TABLE, RAW_ARCHIVE
 from ..core.keypoints import NUM_KEYPOINTS
+from .archive import SPLITS, DatasetArchive
 
-SPLITS = ("train", "val")
 FIELDS_PER_HAND = 5 + 3 * NUM_KEYPOINTS
 
 
@@ -32,7 +32,7 @@ class DataError(HandkpError):
 class Sample:
     """One valid image with its hand: keypoints (K, 3) as x px, y px, visibility; box px (cx, cy, w, h)."""
 
-    image: str  # path relative to the raw data folder
+    image: str  # member name in the dataset archive, hand-keypoints/<split>/images/<file>
     split: str
     keypoints: np.ndarray
     box: tuple[float, float, float, float]
@@ -75,10 +75,10 @@ def _is_float(text: str) -> bool:
         return False
 
 
-def check_image(path: Path, image_size: int) -> None:
-    """Raises ValueError when the image cannot be decoded whole or has the wrong size."""
+def check_image(data: bytes, image_size: int) -> None:
+    """Raises ValueError when the image's bytes cannot be decoded whole or have the wrong size."""
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(data)) as im:
             im.load()  # decodes every byte: a truncated file raises here
             size = im.size
     except Exception as err:  # PIL raises several types for undecodable data
@@ -87,52 +87,50 @@ def check_image(path: Path, image_size: int) -> None:
         raise ValueError(f"image is {size[0]}×{size[1]}, expected {image_size}×{image_size}")
 
 
-def validate_split(raw_root: Path, dataset_dir: Path, split: str, image_size: int, max_hands: int) -> tuple[list[Sample], list[dict]]:
+def validate_split(archive: DatasetArchive, split: str, image_size: int, max_hands: int) -> tuple[list[Sample], list[dict]]:
     """Checks every image and label of a split. Returns the valid samples and the bad ones
-    as ``{"path", "split", "reason"}`` (paths relative to ``raw_root``)."""
-    images_dir, labels_dir = dataset_dir / split / "images", dataset_dir / split / "labels"
-    images = {p.stem: p for p in images_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES} if images_dir.is_dir() else {}
-    labels = {p.stem: p for p in labels_dir.glob("*.txt")} if labels_dir.is_dir() else {}
+    as ``{"path", "split", "reason"}`` (paths: member names of the archive)."""
+    images, labels = archive.files(split, "images"), archive.files(split, "labels")
     samples, bad = [], []
     for stem in tqdm(sorted(images.keys() | labels.keys()), desc=f"validate {split}", unit="img"):
         image, label = images.get(stem), labels.get(stem)
-        where = (image or label).relative_to(raw_root).as_posix()
         try:
             if label is None:
                 raise ValueError("missing label")
             if image is None:
                 raise ValueError("missing image")
-            keypoints, box = parse_label(label.read_text(errors="replace"), image_size, max_hands)
-            check_image(image, image_size)
+            keypoints, box = parse_label(archive.read(label).decode(errors="replace"), image_size, max_hands)
+            check_image(archive.read(image), image_size)
         except ValueError as err:
-            bad.append({"path": where, "split": split, "reason": str(err)})
+            bad.append({"path": image or label, "split": split, "reason": str(err)})
             continue
-        samples.append(Sample(image.relative_to(raw_root).as_posix(), split, keypoints, box))
+        samples.append(Sample(image, split, keypoints, box))
     return samples, bad
 
 
-def validate_dataset(raw_root: Path, dataset_dir: Path, image_size: int, max_hands: int) -> tuple[list[Sample], dict]:
+def validate_dataset(archive: DatasetArchive, image_size: int, max_hands: int) -> tuple[list[Sample], dict]:
     """Validates both splits. Returns the valid samples and the quality report
     (``checked``/``kept`` counts per split, ``bad``: one entry per left-out sample)."""
     samples, bad, checked, kept = [], [], {}, {}
     for split in SPLITS:
-        good, wrong = validate_split(raw_root, dataset_dir, split, image_size, max_hands)
+        good, wrong = validate_split(archive, split, image_size, max_hands)
         samples += good
         bad += wrong
         checked[split], kept[split] = len(good) + len(wrong), len(good)
     return samples, {"checked": checked, "kept": kept, "bad_count": len(bad), "bad": bad}
 
 
-def check_quality(report: dict, dataset_dir: Path, max_bad_fraction: float) -> None:
-    """Raises DataError when a split has no valid sample or too large a fraction of bad ones."""
+def check_quality(report: dict, archive: Path, max_bad_fraction: float) -> None:
+    """Raises DataError (naming the dataset ``archive``) when a split has no valid sample or too
+    large a fraction of bad ones."""
     checked, kept = report["checked"], report["kept"]
     for split in SPLITS:
         if kept[split] == 0:
-            raise DataError(f"{dataset_dir / split}: no valid sample in the {split} split ({checked[split]} checked); see reports/data_quality.json")
+            raise DataError(f"{archive}: no valid sample in the {split} split ({checked[split]} checked); see reports/data_quality.json")
         fraction = 1 - kept[split] / checked[split]
         if fraction > max_bad_fraction:
             raise DataError(
-                f"{dataset_dir / split}: {checked[split] - kept[split]} of {checked[split]} samples are bad "
+                f"{archive}: {checked[split] - kept[split]} of {checked[split]} {split} samples are bad "
                 f"({fraction:.1%} > data.max_bad_fraction = {max_bad_fraction:.1%}); see reports/data_quality.json"
             )
 
@@ -164,22 +162,22 @@ def split_arrays(table: pl.DataFrame, split: str) -> tuple[list[str], np.ndarray
 
 
 def run_prepare(params: dict) -> None:
-    """The prepare stage: validate every image and label of data/raw (bad ones listed in
+    """The prepare stage: validate every image and label of data/raw.zip (bad ones listed in
     reports/data_quality.json and left out), then the keypoint table with its dev slice and the
     decoded-image cache."""
     from .cache import write_image_cache
-    from .fetch import DATASET_DIR
 
     data = params["data"]
-    samples, report = validate_dataset(RAW, RAW / DATASET_DIR, data["image_size"], data["max_hands"])
-    write_json(DATA_QUALITY, report)
-    for bad in report["bad"]:
-        print(f"left out {bad['path']}: {bad['reason']}")
-    check_quality(report, RAW / DATASET_DIR, data["max_bad_fraction"])
-    table = keypoint_table(samples, data["dev_fraction"], params["seed"])
-    PREPARED_TABLE.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(PREPARED_TABLE) as tmp:
-        table.write_parquet(tmp)
-    counts = write_image_cache(table, RAW, IMAGE_CACHE, data["image_size"])
+    with DatasetArchive(RAW_ARCHIVE) as archive:
+        samples, report = validate_dataset(archive, data["image_size"], data["max_hands"])
+        write_json(DATA_QUALITY, report)
+        for bad in report["bad"]:
+            print(f"left out {bad['path']}: {bad['reason']}")
+        check_quality(report, RAW_ARCHIVE, data["max_bad_fraction"])
+        table = keypoint_table(samples, data["dev_fraction"], params["seed"])
+        PREPARED_TABLE.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(PREPARED_TABLE) as tmp:
+            table.write_parquet(tmp)
+        counts = write_image_cache(table, archive, IMAGE_CACHE, data["image_size"])
     print(f"kept {report['kept']} of {report['checked']} images; {report['bad_count']} left out (see {DATA_QUALITY}); "
           f"image cache {IMAGE_CACHE}: {counts}")

@@ -1,13 +1,14 @@
 """The Ultralytics dataset over the validated data: the dataset yaml (identity flip map) and
-image lists, and the view of it Ultralytics trains on."""
+image lists (names in the dataset archive), and the view of it Ultralytics trains on (the
+listed images and labels extracted from the archive)."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from ..core.keypoints import FLIP_INDEX, NUM_KEYPOINTS
-from ..core.paths import DATA_QUALITY, PREPARED_TABLE, RAW, YOLO_DATA
+from ..core.paths import DATA_QUALITY, PREPARED_TABLE, YOLO_DATA
+from ..data.archive import DatasetArchive
 from .ultralytics import YoloError
 
 def _label_path(image: str) -> str:
@@ -20,7 +21,7 @@ def _label_path(image: str) -> str:
 
 
 def select_images(table, quality_report: dict) -> dict[str, list[str]]:
-    """The images (relative to data/raw) Ultralytics trains and validates on, as for the heatmap
+    """The images (names in data/raw.zip) Ultralytics trains and validates on, as for the heatmap
     model: train = the train split minus the dev slice; Ultralytics' per-epoch validation (which
     picks best.pt) = the dev slice, so the val split stays unseen until yolo_evaluate (the val
     split only when there is no dev slice, data.dev_fraction = 0). Samples the quality report
@@ -44,8 +45,9 @@ DATASET_YAML = """\
 # Ultralytics dataset for the YOLO-pose baseline, written by stages/yolo_data.py: do not edit.
 # The same samples as the heatmap model: train = the train split minus the dev slice; val (the
 # per-epoch validation that picks best.pt) = the dev slice, so the val split stays unseen until
-# yolo_evaluate. Bad samples of reports/data_quality.json are left out. Image lists are relative
-# to this file; Ultralytics finds each label by replacing images/ with labels/ in the image path.
+# yolo_evaluate. Bad samples of reports/data_quality.json are left out. The image lists hold
+# member names of the dataset archive data/raw.zip: yolo_train extracts them (and their labels,
+# found by replacing images/ with labels/) into a throw-away folder Ultralytics reads.
 train: {train}
 val: {val}
 names:
@@ -60,42 +62,34 @@ flip_idx: [{flip}]
 """
 
 
-def write_dataset_yaml(table, quality_report: dict, raw_root: Path, out_dir: Path) -> Path:
+def write_dataset_yaml(table, quality_report: dict, out_dir: Path) -> Path:
     """Writes ``out_dir/{train.txt,val.txt,dataset.yaml}``; returns the yaml's path."""
-    out_dir, raw_root = Path(out_dir), Path(raw_root)
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for split, images in select_images(table, quality_report).items():
-        rel = [os.path.relpath(raw_root / im, out_dir) for im in images]
-        # "./" makes Ultralytics resolve a line relative to the list file, not the working directory
-        (out_dir / f"{split}.txt").write_text("".join(f"./{Path(r).as_posix()}\n" for r in rel))
+        (out_dir / f"{split}.txt").write_text("".join(f"{im}\n" for im in images))
     assert list(FLIP_INDEX) == list(range(NUM_KEYPOINTS))
     yaml_path = out_dir / "dataset.yaml"
     yaml_path.write_text(DATASET_YAML.format(train="train.txt", val="val.txt", k=NUM_KEYPOINTS, flip=", ".join(map(str, FLIP_INDEX))))
     return yaml_path
 
 
-def read_image_lists(yaml_path: Path) -> dict[str, list[Path]]:
-    """The dataset yaml's train and val images, resolved (as Ultralytics resolves them)."""
+def read_image_lists(yaml_path: Path) -> dict[str, list[str]]:
+    """The dataset yaml's train and val images: member names of the dataset archive."""
     import yaml
 
     yaml_path = Path(yaml_path)
     data = yaml.safe_load(yaml_path.read_text())
-    out = {}
-    for split in ("train", "val"):
-        listing = yaml_path.parent / data[split]
-        out[split] = [
-            Path(os.path.normpath(listing.parent / line[2:] if line.startswith("./") else line))
-            for line in listing.read_text().splitlines() if line.strip()
-        ]
-    return out
+    return {split: [line.strip() for line in (yaml_path.parent / data[split]).read_text().splitlines() if line.strip()]
+            for split in ("train", "val")}
 
 
-def stage_view(yaml_path: Path, view_dir: Path) -> Path:
-    """A throw-away copy of the dataset made of links: ``view_dir/{images,labels}/{train,val}/``.
+def stage_view(yaml_path: Path, archive: DatasetArchive, view_dir: Path) -> Path:
+    """A throw-away copy of the listed samples: ``view_dir/{images,labels}/{train,val}/``, the
+    images and labels extracted from the dataset ``archive``.
 
-    Ultralytics writes a ``labels.cache`` next to every labels folder it reads; pointed at
-    data/raw it would change the fetch stage's output (and make `dvc repro` fetch again). The
-    view gives it a folder of its own. Returns the view's dataset yaml."""
+    Ultralytics reads folders of files and writes a ``labels.cache`` next to every labels folder
+    it reads; the view gives it both, outside every stage's output. Returns the view's dataset yaml."""
     import yaml
 
     view_dir = Path(view_dir)
@@ -103,17 +97,15 @@ def stage_view(yaml_path: Path, view_dir: Path) -> Path:
     for split, images in read_image_lists(yaml_path).items():
         for kind in ("images", "labels"):
             (view_dir / kind / split).mkdir(parents=True, exist_ok=True)
+        seen = set()
         for image in images:
-            label = Path(_label_path(image.as_posix()))
-            if not image.is_file() or not label.is_file():
-                raise YoloError(f"{image}: image or label {label} missing; run `dvc repro yolo_data` after `prepare`")
-            link = view_dir / "images" / split / image.name
-            if link.is_symlink():
-                if link.resolve() == image.resolve():
-                    continue  # listed twice
-                raise YoloError(f"{image}: two {split} images named {image.name}")
-            os.symlink(image.resolve(), link)
-            os.symlink(label.resolve(), view_dir / "labels" / split / label.name)
+            file_name = Path(image).name
+            if file_name in seen:
+                raise YoloError(f"{yaml_path}: two {split} images named {file_name}")
+            seen.add(file_name)
+            label = _label_path(image)
+            archive.extract(image, view_dir / "images" / split / file_name)
+            archive.extract(label, view_dir / "labels" / split / Path(label).name)
     view = {"path": str(view_dir.resolve()), "train": "images/train", "val": "images/val",
             "names": data["names"], "kpt_shape": data["kpt_shape"], "flip_idx": data["flip_idx"]}
     out = view_dir / "dataset.yaml"
@@ -129,7 +121,7 @@ def run_yolo_data(params: dict) -> Path:
     import polars as pl
 
     report = json.loads(DATA_QUALITY.read_text())
-    path = write_dataset_yaml(pl.read_parquet(PREPARED_TABLE), report, RAW, YOLO_DATA)
+    path = write_dataset_yaml(pl.read_parquet(PREPARED_TABLE), report, YOLO_DATA)
     counts = {split: len(images) for split, images in read_image_lists(path).items()}
     print(f"{path}: {counts['train']} train, {counts['val']} validation (dev) images ({report.get('bad_count', 0)} bad samples left out)")
     return path

@@ -7,7 +7,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..core.paths import TRAIN_LOGS, YOLO_DATA, YOLO_DIR
+from ..core.paths import RAW_ARCHIVE, TRAIN_LOGS, YOLO_DATA, YOLO_DIR
+from ..data.archive import DatasetArchive
 from .dataset import stage_view
 from .ultralytics import YoloError, configure_ultralytics, model_config, resolve_pretrained, ultralytics_device
 
@@ -52,10 +53,10 @@ class _LiveLogger:
         print(f"epoch {trainer.epoch + 1}: {self.images_per_s:.1f} train images/s")
 
 
-def train_yolo(cfg: dict, seed: int, data_yaml: Path, out_dir: Path, live_dir: Path) -> dict:
-    """Trains the ``yolo`` params section's model on the dataset yaml. Writes ``out_dir/best.pt``
-    (with the run's ``args.yaml`` and ``results.csv``) and the per-epoch curves to the dvclive
-    folder ``live_dir``. Ultralytics' runs folder is temporary. Returns the last epoch's values."""
+def train_yolo(cfg: dict, seed: int, data_yaml: Path, archive: Path, out_dir: Path, live_dir: Path) -> dict:
+    """Trains the ``yolo`` params section's model on the dataset yaml, its images read from the
+    dataset ``archive``. Writes ``out_dir/best.pt`` (with the run's ``args.yaml`` and
+    ``results.csv``) and the per-epoch curves to the dvclive folder ``live_dir``. Ultralytics' runs folder is temporary. Returns the last epoch's values."""
     configure_ultralytics()
     weights = resolve_pretrained(cfg.get("pretrained", "none"), cfg["model"])  # first: fail before any work
     from dvclive import Live
@@ -72,7 +73,8 @@ def train_yolo(cfg: dict, seed: int, data_yaml: Path, out_dir: Path, live_dir: P
     shutil.rmtree(live_dir, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix="handkp-yolo-") as work:
         work = Path(work)
-        view_yaml = stage_view(data_yaml, work / "data")
+        with DatasetArchive(archive) as dataset:
+            view_yaml = stage_view(data_yaml, dataset, work / "data")
         model = YOLO(model_config(cfg["model"]), task="pose")
         live = Live(dir=str(live_dir), report=None, save_dvc_exp=False, dvcyaml=None)
         logger = _LiveLogger(live)
@@ -107,8 +109,8 @@ def train_yolo(cfg: dict, seed: int, data_yaml: Path, out_dir: Path, live_dir: P
 
 
 def run_yolo_train(params: dict) -> dict:
-    """The yolo_train stage: data/yolo/dataset.yaml -> models/yolo/best.pt, curves in reports/train/yolo/."""
-    last = train_yolo(params["yolo"], params["seed"], YOLO_DATA / "dataset.yaml", YOLO_DIR, TRAIN_LOGS / "yolo")
+    """The yolo_train stage: data/yolo/dataset.yaml over data/raw.zip -> models/yolo/best.pt, curves in reports/train/yolo/."""
+    last = train_yolo(params["yolo"], params["seed"], YOLO_DATA / "dataset.yaml", RAW_ARCHIVE, YOLO_DIR, TRAIN_LOGS / "yolo")
     for group in ("train", "val"):
         print(f"last epoch, {group}:", {k: round(v, 4) for k, v in last.get(group, {}).items()})
     return last

@@ -1,4 +1,5 @@
-"""Fetch (download, safe extraction, atomic output) and validation of every bad-input kind."""
+"""Fetch (download, unsafe archives refused, packing into one zip, atomic output) and validation
+of every bad-input kind."""
 import functools
 import http.server
 import os
@@ -11,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from handkp.data.archive import ArchiveError, DatasetArchive
 from handkp.data.dataset import DataError, check_quality, validate_dataset
 from handkp.data.fetch import FetchError, fetch_dataset
 
@@ -22,13 +24,54 @@ def copy_dataset(tiny_dataset: Path, dst: Path) -> Path:
     return dst
 
 
+def members(archive: Path) -> list[str]:
+    with zipfile.ZipFile(archive) as zf:
+        return zf.namelist()
+
+
 # ---- fetch -------------------------------------------------------------------------------
-def test_fetch_from_zip_and_folder_give_the_same_layout(tmp_path, tiny_dataset):
-    a = fetch_dataset(str(TINY_ZIP), tmp_path / "a" / "raw", 100)
-    b = fetch_dataset(str(tiny_dataset / "hand-keypoints"), tmp_path / "b" / "raw", 100)
-    for root in (a, b):
-        assert len(list((root / "train" / "images").iterdir())) == 64
-        assert len(list((root / "val" / "labels").iterdir())) == 32
+def test_fetch_packs_zip_and_folder_into_the_same_bytes(tmp_path, tiny_dataset):
+    a = fetch_dataset(str(TINY_ZIP), tmp_path / "a" / "raw.zip", 100)
+    b = fetch_dataset(str(tiny_dataset / "hand-keypoints"), tmp_path / "b" / "raw.zip", 100)
+    above = fetch_dataset(str(tiny_dataset), tmp_path / "c" / "raw.zip", 100)  # the dataset one folder down
+    assert a.read_bytes() == b.read_bytes() == above.read_bytes()  # one layout, name order, fixed timestamps
+    empty = tmp_path / "photos"
+    (empty / "train").mkdir(parents=True)
+    with pytest.raises(FetchError, match=f"{empty}: no dataset found"):
+        fetch_dataset(str(empty), tmp_path / "d" / "raw.zip", 100)
+    names = members(a)
+    assert names == sorted(names) and len(names) == 2 * (64 + 32)
+    with DatasetArchive(a) as archive:
+        assert len(archive.files("train", "images")) == 64 and len(archive.files("val", "labels")) == 32
+        first = sorted((tiny_dataset / "hand-keypoints/val/images").iterdir())[0]
+        assert archive.read(f"hand-keypoints/val/images/{first.name}") == first.read_bytes()
+    with zipfile.ZipFile(a) as zf:
+        assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_STORED}
+
+
+def test_fetch_finds_the_dataset_under_any_top_folder_and_keeps_only_its_files(tmp_path):
+    """The official layout has hand-keypoints/ on top; a zip with another top folder (or none),
+    folder entries, a README and non-image files packs to the same archive."""
+    other = tmp_path / "other.zip"
+    with zipfile.ZipFile(TINY_ZIP) as src, zipfile.ZipFile(other, "w", zipfile.ZIP_DEFLATED) as out:
+        out.writestr("my-copy/", b"")
+        out.writestr("my-copy/README.txt", b"notes")
+        out.writestr("my-copy/train/images/notes.md", b"not an image")
+        for name in reversed(src.namelist()):
+            out.writestr(name.replace("hand-keypoints/", "my-copy/", 1), src.read(name))
+    top = tmp_path / "top.zip"
+    with zipfile.ZipFile(TINY_ZIP) as src, zipfile.ZipFile(top, "w") as out:
+        for name in src.namelist():
+            out.writestr(name.removeprefix("hand-keypoints/"), src.read(name))
+    reference = fetch_dataset(str(TINY_ZIP), tmp_path / "ref.zip", 100).read_bytes()
+    assert fetch_dataset(str(other), tmp_path / "a.zip", 100).read_bytes() == reference
+    assert fetch_dataset(str(top), tmp_path / "b.zip", 100).read_bytes() == reference
+    nothing = tmp_path / "nothing.zip"
+    with zipfile.ZipFile(nothing, "w") as out:
+        out.writestr("photos/a.jpg", b"x")
+    with pytest.raises(FetchError, match=f"{nothing}: no dataset found"):
+        fetch_dataset(str(nothing), tmp_path / "c.zip", 100)
+    assert not (tmp_path / "c.zip").exists()
 
 
 def test_fetch_downloads_over_http_and_keeps_the_archive(tmp_path):
@@ -37,11 +80,11 @@ def test_fetch_downloads_over_http_and_keeps_the_archive(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/{TINY_ZIP.name}"
-        root = fetch_dataset(url, tmp_path / "raw", 100)
+        out = fetch_dataset(url, tmp_path / "raw.zip", 100)
     finally:
         server.shutdown()
-    assert len(list((root / "val" / "images").iterdir())) == 32
-    # the archive is kept beside data/raw (downloads/), whole, with no temporary file
+    assert len(members(out)) == 2 * (64 + 32)
+    # the archive is kept beside data/raw.zip (downloads/), whole, with no temporary file
     assert [p.name for p in (tmp_path / "downloads").iterdir()] == [TINY_ZIP.name]
     assert (tmp_path / "downloads" / TINY_ZIP.name).read_bytes() == TINY_ZIP.read_bytes()
 
@@ -49,16 +92,14 @@ def test_fetch_downloads_over_http_and_keeps_the_archive(tmp_path):
 def test_fetch_without_network_says_how_to_use_a_local_copy(tmp_path):
     url = "http://127.0.0.1:9/hand-keypoints.zip"  # nothing listens there
     with pytest.raises(FetchError, match="cannot download .*downloads/.*data.source="):
-        fetch_dataset(url, tmp_path / "raw", 100)
-    assert not (tmp_path / "raw").exists()
-    # no partial folder or file left beside it (at most the empty downloads folder)
+        fetch_dataset(url, tmp_path / "raw.zip", 100)
+    # no partial folder or file left (at most the empty downloads folder)
     assert [p.name for p in tmp_path.iterdir()] in ([], ["downloads"])
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
     # an archive put in downloads/ by hand is used instead of downloading
     (tmp_path / "downloads").mkdir(exist_ok=True)
     shutil.copy(TINY_ZIP, tmp_path / "downloads" / "hand-keypoints.zip")
-    root = fetch_dataset(url, tmp_path / "raw", 100)
-    assert len(list((root / "train" / "images").iterdir())) == 64
+    assert len(members(fetch_dataset(url, tmp_path / "raw.zip", 100))) == 2 * (64 + 32)
 
 
 def evil_zip(path: Path, entry: str, link: bool = False) -> Path:
@@ -77,9 +118,9 @@ def evil_zip(path: Path, entry: str, link: bool = False) -> Path:
 def test_archives_with_escaping_entries_or_links_are_refused(tmp_path, entry, link):
     archive = evil_zip(tmp_path / "evil.zip", entry, link)
     work = tmp_path / "work"
-    work.mkdir()
+    (work / "data").mkdir(parents=True)
     with pytest.raises(FetchError, match=f"{archive}: entry '{entry}'"):
-        fetch_dataset(str(archive), work / "data" / "raw", 100)
+        fetch_dataset(str(archive), work / "data" / "raw.zip", 100)
     assert not (tmp_path / "escaped.txt").exists() and not (work / "escaped.txt").exists()
     assert not Path("/tmp/escaped-abs.txt").exists()
     assert list((work / "data").iterdir()) == []
@@ -87,24 +128,44 @@ def test_archives_with_escaping_entries_or_links_are_refused(tmp_path, entry, li
 
 def test_archive_over_the_size_limit_is_refused(tmp_path):
     with pytest.raises(FetchError, match="over the limit"):
-        fetch_dataset(str(TINY_ZIP), tmp_path / "raw", max_archive_mb=0.5)
-    assert not (tmp_path / "raw").exists()
+        fetch_dataset(str(TINY_ZIP), tmp_path / "raw.zip", max_archive_mb=0.5)
+    assert list(tmp_path.iterdir()) == []
+    bomb = tmp_path / "bomb.zip"  # small on disk, large unpacked
+    with zipfile.ZipFile(TINY_ZIP) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as out:
+        for name in src.namelist():
+            out.writestr(name, src.read(name))
+        out.writestr("hand-keypoints/train/labels/zeros.txt", bytes(8 * 2**20))
+    with pytest.raises(FetchError, match="MiB uncompressed, over the limit"):
+        fetch_dataset(str(bomb), tmp_path / "raw.zip", max_archive_mb=5)
+    assert not (tmp_path / "raw.zip").exists()
 
 
 def test_corrupt_archive_leaves_no_dataset(tmp_path):
     broken = tmp_path / "broken.zip"
     broken.write_bytes(TINY_ZIP.read_bytes()[: TINY_ZIP.stat().st_size // 2])
     with pytest.raises(FetchError, match="broken.zip"):
-        fetch_dataset(str(broken), tmp_path / "raw", 100)
-    assert not (tmp_path / "raw").exists()
+        fetch_dataset(str(broken), tmp_path / "raw.zip", 100)
+    assert not (tmp_path / "raw.zip").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["broken.zip"]  # no partial file either
 
 
 def test_failed_fetch_removes_a_previous_output(tmp_path):
-    out = tmp_path / "raw"
+    out = tmp_path / "raw.zip"
     fetch_dataset(str(TINY_ZIP), out, 100)
     with pytest.raises(FetchError):
         fetch_dataset(str(tmp_path / "missing.zip"), out, 100)
     assert not out.exists()
+
+
+def test_a_missing_or_broken_archive_is_named(tmp_path):
+    with pytest.raises(ArchiveError, match=f"{tmp_path / 'raw.zip'}: no dataset archive here .*dvc repro fetch"):
+        DatasetArchive(tmp_path / "raw.zip")
+    (tmp_path / "raw.zip").write_bytes(b"not a zip")
+    with pytest.raises(ArchiveError, match="raw.zip: not a readable zip archive"):
+        DatasetArchive(tmp_path / "raw.zip")
+    with DatasetArchive(fetch_dataset(str(TINY_ZIP), tmp_path / "raw.zip", 100)) as archive:
+        with pytest.raises(ArchiveError, match="raw.zip: no member 'hand-keypoints/val/images/nope.jpg'"):
+            archive.read("hand-keypoints/val/images/nope.jpg")
 
 
 # ---- validation --------------------------------------------------------------------------
@@ -134,10 +195,16 @@ def corrupt(root: Path) -> dict[str, str]:
     return expected
 
 
+def packed(folder: Path, tmp_path: Path) -> DatasetArchive:
+    """The folder's dataset as the fetch stage packs it, opened."""
+    return DatasetArchive(fetch_dataset(str(folder), tmp_path / "raw.zip", 100))
+
+
 def test_every_bad_sample_is_listed_with_its_reason_and_left_out(tmp_path, tiny_dataset):
     root = copy_dataset(tiny_dataset, tmp_path / "raw")
     expected = corrupt(root)
-    samples, report = validate_dataset(root, root / "hand-keypoints", 224, 1)
+    with packed(root, tmp_path) as archive:
+        samples, report = validate_dataset(archive, 224, 1)
     reasons = {b["path"]: b["reason"] for b in report["bad"]}
     assert set(reasons) == set(expected)
     for path, fragment in expected.items():
@@ -146,14 +213,16 @@ def test_every_bad_sample_is_listed_with_its_reason_and_left_out(tmp_path, tiny_
     assert len(samples) == 64 - 12 + 32
     kept = {s.image for s in samples}
     assert not kept & set(expected)
-    check_quality(report, root, max_bad_fraction=0.5)  # the run goes on
-    with pytest.raises(DataError, match="12 of 64 samples are bad"):
-        check_quality(report, root, max_bad_fraction=0.1)
+    check_quality(report, tmp_path / "raw.zip", max_bad_fraction=0.5)  # the run goes on
+    with pytest.raises(DataError, match="raw.zip: 12 of 64 train samples are bad"):
+        check_quality(report, tmp_path / "raw.zip", max_bad_fraction=0.1)
 
 
 def test_an_empty_split_fails_clearly(tmp_path, tiny_dataset):
     root = copy_dataset(tiny_dataset, tmp_path / "raw")
-    shutil.rmtree(root / "hand-keypoints" / "val" / "images")
-    _, report = validate_dataset(root, root / "hand-keypoints", 224, 1)
-    with pytest.raises(DataError, match="no valid sample in the val split"):
-        check_quality(report, root / "hand-keypoints", max_bad_fraction=1.0)
+    for image in (root / "hand-keypoints" / "val" / "images").iterdir():
+        image.write_bytes(b"broken")
+    with packed(root, tmp_path) as archive:
+        _, report = validate_dataset(archive, 224, 1)
+    with pytest.raises(DataError, match="raw.zip: no valid sample in the val split"):
+        check_quality(report, tmp_path / "raw.zip", max_bad_fraction=1.0)

@@ -23,9 +23,11 @@ from conftest import REPO, deep_update, run
 from handkp.core.codec import codec_for_model
 from handkp.core.errors import HandkpError, ModelLoadError
 from handkp.core.images import read_rgb
+from handkp.data.archive import DatasetArchive
 from handkp.data.augment import AugmentConfig, augment
 from handkp.data.cache import ImageCache, write_image_cache
 from handkp.data.dataset import keypoint_table, validate_dataset
+from handkp.data.fetch import fetch_dataset
 from handkp.deploy.export import ExportError, export_onnx
 from handkp.deploy.parity import ParityError, check_parity, compare_predictors
 from handkp.model.checkpoint import load_checkpoint, save_checkpoint
@@ -69,15 +71,16 @@ def make_checkpoint(path: Path, images: list[np.ndarray], model_cfg: dict = MODE
 def make_stage_sandbox(root: Path, tiny_dataset: Path, overrides: dict | None = None) -> Path:
     """A folder where stage scripts after prepare run as in the pipeline: params.yaml (the repo's,
     with ``overrides``), data/prepared/keypoints.parquet and the decoded-image cache data/images
-    of the tiny fixture. No data/raw: those stages read their pixels from the cache only."""
+    of the tiny fixture. No data/raw.zip: those stages read their pixels from the cache only."""
     root.mkdir(parents=True, exist_ok=True)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     (root / "params.yaml").write_text(yaml.safe_dump(deep_update(params, overrides or {}), sort_keys=False))
-    samples, _ = validate_dataset(tiny_dataset, tiny_dataset / "hand-keypoints", 224, 1)
-    table = keypoint_table(samples, 0.1, 42)
-    (root / "data" / "prepared").mkdir(parents=True)
-    table.write_parquet(root / "data" / "prepared" / "keypoints.parquet")
-    write_image_cache(table, tiny_dataset, root / "data" / "images", 224)
+    with DatasetArchive(fetch_dataset(str(tiny_dataset), root.parent / f"{root.name}-raw.zip", 100)) as archive:
+        samples, _ = validate_dataset(archive, 224, 1)
+        table = keypoint_table(samples, 0.1, 42)
+        (root / "data" / "prepared").mkdir(parents=True)
+        table.write_parquet(root / "data" / "prepared" / "keypoints.parquet")
+        write_image_cache(table, archive, root / "data" / "images", 224)
     return root
 
 

@@ -8,6 +8,7 @@ import math
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import cv2
@@ -19,6 +20,7 @@ import yaml
 from handkp.core.config import load_params
 from handkp.core.keypoints import NUM_KEYPOINTS
 from handkp.core.metrics import THRESHOLDS_PX
+from handkp.data.archive import DatasetArchive
 from handkp.data.cache import write_image_cache
 from handkp.report import (
     END_MARKER,
@@ -71,7 +73,11 @@ def image_cache(tmp_path_factory) -> Path:
     names = sorted(p.relative_to(raw).as_posix() for p in raw.rglob("*.jpg"))
     table = pl.read_parquet(FIX / "prepared" / "keypoints.parquet").filter(pl.col("image").is_in(names))
     out = tmp_path_factory.mktemp("images")
-    assert write_image_cache(table, raw, out, 224) == {"train": 0, "dev": 0, "val": 4}
+    with zipfile.ZipFile(out / "raw.zip", "w") as zf:  # the four JPEGs as the fetch stage packs them
+        for name in names:
+            zf.write(raw / name, name)
+    with DatasetArchive(out / "raw.zip") as archive:
+        assert write_image_cache(table, archive, out, 224) == {"train": 0, "dev": 0, "val": 4}
     return out
 
 

@@ -12,17 +12,19 @@ import polars as pl
 import pytest
 import yaml
 
-from conftest import REPO, dvc
+from conftest import REPO, TINY_ZIP, dvc
 from handkp.core.codec import HeatmapCodec
 from handkp.core.keypoints import FLIP_INDEX, NUM_KEYPOINTS
 from handkp.core.metrics import compute_metrics
+from handkp.data.archive import ArchiveError, DatasetArchive
 from handkp.data.dataset import keypoint_table, validate_dataset
+from handkp.data.fetch import fetch_dataset
 from handkp.evaluate.evaluation import evaluate_model
 from handkp.runtime import Predictor
 from handkp.runtime.decoders import YOLO_CONF_THRESHOLD, HeatmapDecoder, YoloPoseDecoder
 from handkp.runtime.predictor import Letterbox
 from handkp.runtime.loader import onnx_decoder
-from handkp.yolo.dataset import read_image_lists, write_dataset_yaml
+from handkp.yolo.dataset import read_image_lists, stage_view, write_dataset_yaml
 
 METRIC_KEYS = {"pck_1px", "pck_3px", "pck_5px", "pck_7px", "pck_10px", "auc_0_15px", "epe_mean_px",
                "epe_median_px", "n_images", "n_keypoints", "missed_images"}
@@ -37,15 +39,15 @@ def test_dataset_yaml_has_identity_flip_map_and_the_heatmap_models_images(pipeli
     assert data["names"] == {0: "hand"}
     lists = read_image_lists(pipeline_run / "data/yolo/dataset.yaml")
     table = pl.read_parquet(pipeline_run / "data/prepared/keypoints.parquet")
-    raw = (pipeline_run / "data/raw").resolve()
+    with DatasetArchive(pipeline_run / "data/raw.zip") as archive:
+        in_archive = set(archive.files("train", "images").values())
     # like the heatmap model: train on the train split minus the dev slice, select on the dev slice
     for ours, split in (("train", "train"), ("val", "dev")):
         expected = sorted(table.filter(pl.col("split") == split)["image"].unique().to_list())
-        assert sorted(p.resolve().relative_to(raw).as_posix() for p in lists[ours]) == expected
-        assert all(p.is_file() for p in lists[ours])
+        assert lists[ours] == expected and set(expected) <= in_archive
     assert len(lists["train"]) + len(lists["val"]) == 64 and len(lists["val"]) == round(0.1 * 64)
-    # Ultralytics' label caches went to a temporary view, not into the fetch stage's output
-    assert not list((pipeline_run / "data/raw").rglob("*.cache"))
+    # Ultralytics' label caches went to a temporary view, not into any stage's output
+    assert not list(pipeline_run.rglob("*.cache"))
     assert not (pipeline_run / "runs").exists() and not (pipeline_run / "weights").exists()
 
 
@@ -104,25 +106,48 @@ def test_bad_samples_of_the_quality_report_are_left_out(tiny_dataset, tmp_path):
     (root / "train/labels" / f"{unlabelled.stem}.txt").unlink()
     val_label = sorted((root / "val/labels").iterdir())[2]
     val_label.write_text("0 0.5 0.5 0.2\n")  # too few fields
-    samples, report = validate_dataset(raw, root, 224, 1)
+    with DatasetArchive(fetch_dataset(str(raw), tmp_path / "raw.zip", 100)) as archive:
+        samples, report = validate_dataset(archive, 224, 1)
     bad = {b["path"] for b in report["bad"]}
     assert len(bad) == 3
     table = keypoint_table(samples, 0.1, 42)
-    path = write_dataset_yaml(table, report, raw, tmp_path / "yolo")
-    listed = {p.resolve().relative_to(raw.resolve()).as_posix() for ps in read_image_lists(path).values() for p in ps}
+    path = write_dataset_yaml(table, report, tmp_path / "yolo")
+    listed = {im for ims in read_image_lists(path).values() for im in ims}
     assert truncated.relative_to(raw).as_posix() in bad and truncated.relative_to(raw).as_posix() not in listed
     assert unlabelled.relative_to(raw).as_posix() not in listed
     assert len(listed) == 64 - 2  # train minus the bad ones: train minus dev, and dev for validation
     assert not any(im.startswith("hand-keypoints/val/") for im in listed)  # the val split stays unseen
     table = table.with_columns(pl.col("split").replace("dev", "train"))  # no dev slice: val validates
-    path = write_dataset_yaml(table, report, raw, tmp_path / "no-dev")
-    val_listed = {p.resolve().relative_to(raw.resolve()).as_posix() for p in read_image_lists(path)["val"]}
+    path = write_dataset_yaml(table, report, tmp_path / "no-dev")
+    val_listed = set(read_image_lists(path)["val"])
     assert len(val_listed) == 32 - 1 and f"hand-keypoints/val/images/{val_label.stem}.jpg" not in val_listed
     # even a table that still holds a bad sample: the report decides
     also_bad = sorted(listed)[0]
     report["bad"].append({"path": also_bad, "split": "train", "reason": "test"})
-    path = write_dataset_yaml(table, report, raw, tmp_path / "yolo2")
-    assert also_bad not in {p.resolve().relative_to(raw.resolve()).as_posix() for ps in read_image_lists(path).values() for p in ps}
+    path = write_dataset_yaml(table, report, tmp_path / "yolo2")
+    assert also_bad not in {im for ims in read_image_lists(path).values() for im in ims}
+
+
+def test_the_view_ultralytics_reads_is_extracted_from_the_archive(tmp_path):
+    """stage_view: the listed images and their labels as files, byte for byte; a listed member
+    the archive lacks is named."""
+    archive_path = fetch_dataset(str(TINY_ZIP), tmp_path / "raw.zip", 100)
+    with DatasetArchive(archive_path) as archive:
+        samples, report = validate_dataset(archive, 224, 1)
+        path = write_dataset_yaml(keypoint_table(samples, 0.1, 42), report, tmp_path / "yolo")
+        view = yaml.safe_load(stage_view(path, archive, tmp_path / "view").read_text())
+        lists = read_image_lists(path)
+        for split in ("train", "val"):
+            files = sorted((tmp_path / "view" / view[split]).iterdir())
+            assert [f.name for f in files] == sorted(im.rsplit("/", 1)[1] for im in lists[split])
+            image = lists[split][0]
+            assert (tmp_path / "view/images" / split / image.rsplit("/", 1)[1]).read_bytes() == archive.read(image)
+            label = image.replace("/images/", "/labels/").replace(".jpg", ".txt")
+            assert (tmp_path / "view/labels" / split / label.rsplit("/", 1)[1]).read_bytes() == archive.read(label)
+        assert view["flip_idx"] == list(range(21)) and view["kpt_shape"] == [21, 3]
+        (tmp_path / "yolo/val.txt").write_text("hand-keypoints/train/images/IMG_99999999.jpg\n")
+        with pytest.raises(ArchiveError, match="raw.zip: no member 'hand-keypoints/train/images/IMG_99999999.jpg'"):
+            stage_view(path, archive, tmp_path / "view2")
 
 
 # ---- decoding ---------------------------------------------------------------------------

@@ -60,12 +60,13 @@ def _series(name: str) -> list[float]:
     return [float(r[col]) for r in rows[1:] if len(r) > col and r[col]]
 
 
-def training_summary(train_images: int) -> dict:
-    """The training run's figures from its dvclive logs (and, for the hardware, from the state
-    copy's manifest under release/ when the run wrote one)."""
+def training_summary() -> dict:
+    """The training run's figures from its dvclive logs and, for the images seen (as the run
+    counted them: whole batches) and the hardware, from the state copy's manifest under release/
+    when the run wrote one (else None)."""
     seconds, speeds = _series("train/epoch_seconds"), _series("train/images_per_s")
     copy = _read_json(TRAIN_STATE_COPY.with_suffix(".json")) or {}
-    return {"epochs": len(speeds), "images_seen": len(speeds) * train_images,
+    return {"epochs": len(speeds), "images_seen": copy.get("images_seen"),
             "train_hours": round(sum(seconds) / 3600, 3) if seconds else None,
             "images_per_s_median": round(sorted(speeds)[len(speeds) // 2], 2) if speeds else None,
             "hardware": copy.get("hardware"), "torch": copy.get("torch"), "best_epoch": copy.get("best_epoch"),
@@ -113,7 +114,7 @@ def run_release(params: dict) -> dict:
     flip_tested = _val_metrics(load_predictor(RELEASE_ONNX, "onnxruntime", "cpu", threads, flip_test=True), gt, batch_size)
     detector_sha = _released(YOLO_ONNX, RELEASE_DETECTOR)
     detector_val = _val_metrics(load_predictor(RELEASE_DETECTOR, "onnxruntime", "cpu", threads, conf_threshold=conf), gt, batch_size)
-    training = training_summary(len(table.filter(pl.col("split") == "train")["image"].unique()))
+    training = training_summary()
     manifest = {
         "file": RELEASE_ONNX.name, "sha256": sha, "bytes": RELEASE_ONNX.stat().st_size,
         "input": "RGB pixels 0-255, (1, 3, 224, 224) float32; output (1, 21, 56, 56) heatmaps (see the ONNX metadata)",

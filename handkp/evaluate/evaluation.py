@@ -92,6 +92,14 @@ def rounded(metrics: dict, digits: int = 6) -> dict:
     return {k: (round(v, digits) if isinstance(v, float) and np.isfinite(v) else v) for k, v in metrics.items()}
 
 
+def split_metrics(predictor: Predictor, gt: pl.DataFrame, source: ImageCache | str | Path, batch_size: int = 16) -> dict:
+    """The rounded metrics of ``predictor`` on the images of ``gt`` (one split's keypoint rows),
+    nothing written."""
+    names = gt["image"].unique().sort().to_list()
+    metrics, _, _ = compute_metrics(gt, predict_images(predictor, names, source, batch_size))
+    return rounded(metrics)
+
+
 def _evaluate_on_val(predictor: Predictor, name: str, batch_size: int) -> dict:
     table = pl.read_parquet(PREPARED_TABLE)
     metrics = evaluate_model(predictor, table, ImageCache(IMAGE_CACHE), "val", name, REPORTS, batch_size)

@@ -15,7 +15,6 @@ import polars as pl
 
 from ..core.errors import HandkpError
 from ..core.io import atomic_path, sha256_file, write_json
-from ..core.metrics import compute_metrics
 from ..core.paths import (
     HEATMAP_ONNX,
     IMAGE_CACHE,
@@ -28,9 +27,9 @@ from ..core.paths import (
     YOLO_ONNX,
 )
 from ..data.cache import ImageCache
-from ..runtime import Predictor, load_predictor
+from ..runtime import load_predictor
 from ..track.detector import DETECTOR_FILE
-from .evaluation import predict_images, rounded
+from .evaluation import split_metrics
 from .multihand import MULTIHAND
 from .robustness import ROBUSTNESS
 
@@ -80,12 +79,6 @@ def _released(source, dest) -> str:
     return sha256_file(dest)
 
 
-def _val_metrics(predictor: Predictor, gt: pl.DataFrame, batch_size: int) -> dict:
-    names = gt["image"].unique().sort().to_list()
-    metrics, _, _ = compute_metrics(gt, predict_images(predictor, names, ImageCache(IMAGE_CACHE), batch_size))
-    return rounded(metrics)
-
-
 def _checked_inputs() -> tuple[dict | None, dict | None]:
     """(robustness.json, multihand.json) when present; ReleaseError when either was measured on
     other files than the ones about to be released."""
@@ -108,12 +101,12 @@ def run_release(params: dict) -> dict:
     threads, batch_size = int(params["benchmark"]["threads"]), int(params["evaluate"]["batch_size"])
     conf = float(params["yolo"]["conf_threshold"])
     table = pl.read_parquet(PREPARED_TABLE)
-    gt = table.filter(pl.col("split") == "val")
+    gt, cache = table.filter(pl.col("split") == "val"), ImageCache(IMAGE_CACHE)
     sha = _released(HEATMAP_ONNX, RELEASE_ONNX)
-    metrics = _val_metrics(load_predictor(RELEASE_ONNX, "onnxruntime", "cpu", threads), gt, batch_size)
-    flip_tested = _val_metrics(load_predictor(RELEASE_ONNX, "onnxruntime", "cpu", threads, flip_test=True), gt, batch_size)
+    metrics = split_metrics(load_predictor(RELEASE_ONNX, "onnxruntime", "cpu", threads), gt, cache, batch_size)
+    flip_tested = split_metrics(load_predictor(RELEASE_ONNX, "onnxruntime", "cpu", threads, flip_test=True), gt, cache, batch_size)
     detector_sha = _released(YOLO_ONNX, RELEASE_DETECTOR)
-    detector_val = _val_metrics(load_predictor(RELEASE_DETECTOR, "onnxruntime", "cpu", threads, conf_threshold=conf), gt, batch_size)
+    detector_val = split_metrics(load_predictor(RELEASE_DETECTOR, "onnxruntime", "cpu", threads, conf_threshold=conf), gt, cache, batch_size)
     training = training_summary()
     manifest = {
         "file": RELEASE_ONNX.name, "sha256": sha, "bytes": RELEASE_ONNX.stat().st_size,

@@ -18,7 +18,9 @@ machine's speed affect all of them alike; each figure is the median over rounds.
 
 A row is one model on one runtime at one precision (key ``<model>@<runtime>/<precision>``, the
 three also as fields). ``best``: each model on its fastest runtime/precision (lowest end-to-end
-p50); ``best_vs_best``: the trained default's best against YOLO's best.
+p50); ``best_vs_best``: the trained default's best against YOLO's best. The speed stage also
+evaluates each trained model as it runs on its fastest row, on val (``best[model]["val"]``), so
+the best-against-best comparison states the accuracy of what it times (bf16 has no other stage).
 """
 from __future__ import annotations
 
@@ -32,13 +34,15 @@ from torch import nn
 from ..core.codec import codec_for_model
 from ..core.errors import HandkpError
 from ..core.io import atomic_path, write_json
-from ..core.paths import HEATMAP_INT8_ONNX, HEATMAP_ONNX, IMAGE_CACHE, REPORTS, YOLO_ONNX
+from ..core.paths import HEATMAP_INT8_ONNX, HEATMAP_ONNX, IMAGE_CACHE, PREPARED_TABLE, REPORTS, YOLO_ONNX
 from ..deploy.artefacts import artefact_path, build_artefact
 from ..deploy.export import export_onnx
 from ..deploy.quantize import quantize_int8
 from ..model.checkpoint import save_checkpoint
 from ..model.network import build_model
 from ..runtime import Predictor, load_predictor
+from ..runtime.decoders import YOLO_CONF_THRESHOLD
+from .evaluation import split_metrics
 from .int8 import OPENVINO_INT8_DIR
 from .latency import LATENCY_KEYS, measure_latency
 
@@ -143,11 +147,21 @@ def int8_file(name: str, onnx_path: Path, runtime: str, folder: Path, calibratio
     return artefact_path(folder / "openvino", name, "openvino")
 
 
-def load_on(path: Path, runtime: str, precision: str, threads: int) -> Predictor:
-    """A CPU predictor of ``path`` on ``runtime`` at ``precision``."""
+def load_on(path: Path, runtime: str, precision: str, threads: int, conf_threshold: float = YOLO_CONF_THRESHOLD) -> Predictor:
+    """A CPU predictor of ``path`` on ``runtime`` at ``precision`` (``conf_threshold``: a YOLO
+    file's detection threshold)."""
     if runtime == "onnxruntime":
-        return load_predictor(path, "onnxruntime", "cpu", threads)
-    return load_predictor(path, "openvino", "cpu", threads, precision=precision)
+        return load_predictor(path, "onnxruntime", "cpu", threads, conf_threshold=conf_threshold)
+    return load_predictor(path, "openvino", "cpu", threads, conf_threshold=conf_threshold, precision=precision)
+
+
+def best_file(best: dict, rows: dict[str, dict], files: dict[str, Path], model: str) -> Path | None:
+    """The file that ran ``model``'s fastest row: its fp32/bf16 ONNX file, or the INT8 file it was
+    given as prebuilt; None for an INT8 file built (and deleted) by ``speed_table``."""
+    row = rows[best[model]["row"]]
+    if row["precision"] == "int8":
+        return Path(row["file"]) if "file" in row else None
+    return Path(files[model])
 
 
 # ---- the table -----------------------------------------------------------------------------------
@@ -277,6 +291,14 @@ def run_speed(params: dict) -> dict:
                 row_key("yolo", "openvino", "int8"): artefact_path(OPENVINO_INT8_DIR, "yolo", "openvino")}
     table = speed_table(cfg["variants"], params["model"], params["codec"], files, images, bench["threads"],
                         bench["warmup"], bench["iterations"], cfg["rounds"], runtimes, calibration, prebuilt)
+    gt = pl.read_parquet(PREPARED_TABLE).filter(pl.col("split") == "val")
+    conf = float(params["yolo"]["conf_threshold"])
+    for model in files:
+        best = table["best"][model]
+        path = best_file(table["best"], table["rows"], files, model)
+        if path is not None:
+            predictor = load_on(path, best["runtime"], best["precision"], bench["threads"], conf)
+            best["val"] = split_metrics(predictor, gt, cache, params["evaluate"]["batch_size"])
     out = {"device": cpu_model_name(), "threads": bench["threads"], "rounds": cfg["rounds"], "iterations": bench["iterations"], **table}
     write_json(SPEED, out)
     csv = pl.DataFrame([{"name": k, **{c: v.get(c) for c in CSV_COLUMNS}} for k, v in table["rows"].items()], infer_schema_length=None)
@@ -286,7 +308,8 @@ def run_speed(params: dict) -> dict:
         print(f"{key:44s} e2e p50 {row['e2e_p50_ms']:6.2f} ms  p99 {row['e2e_p99_ms']:6.2f} ms  "
               f"x{row.get('e2e_p50_vs_yolo', float('nan')):.2f} of YOLO (same runtime)")
     for name, best in table["best"].items():
-        print(f"fastest {name:28s} {best['runtime']}/{best['precision']}: e2e p50 {best['e2e_p50_ms']:.2f} ms")
+        there = f", val PCK@5 {best['val']['pck_5px']:.3f}" if "val" in best else ""
+        print(f"fastest {name:28s} {best['runtime']}/{best['precision']}: e2e p50 {best['e2e_p50_ms']:.2f} ms{there}")
     if "best_vs_best" in table:
         print(f"best against best: default / YOLO e2e p50 = {table['best_vs_best']['e2e_p50_ratio']:.3f}")
     return out

@@ -202,7 +202,7 @@ def best_table(data: ReportData) -> list[str]:
     for model in ("default", "yolo"):
         b = best.get(model)
         if b:
-            pck = num(_speed_metrics(data, model, b["runtime"], b["precision"]), "pck_5px")
+            pck = num(b.get("val") or _speed_metrics(data, model, b["runtime"], b["precision"]), "pck_5px")
             lines.append(f"| {SPEED_LABELS[model]} | {runtime_label(b['runtime'], b['precision'])} | {fmt_ms(num(b, 'model_p50_ms'))} | "
                          f"{fmt_ms(num(b, 'e2e_p50_ms'))} | {fmt_ms(num(b, 'e2e_p99_ms'))} | {fmt_fps(num(b, 'e2e_fps'))} | {fmt_pck(pck)} |")
     return lines if len(lines) > 2 else []

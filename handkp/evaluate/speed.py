@@ -18,9 +18,9 @@ machine's speed affect all of them alike; each figure is the median over rounds.
 
 A row is one model on one runtime at one precision (key ``<model>@<runtime>/<precision>``, the
 three also as fields). ``best``: each model on its fastest runtime/precision (lowest end-to-end
-p50); ``best_vs_best``: the trained default's best against YOLO's best. The speed stage also
-evaluates each trained model as it runs on its fastest row, on val (``best[model]["val"]``), so
-the best-against-best comparison states the accuracy of what it times (bf16 has no other stage).
+p50); ``best_vs_best``: the trained default's best against YOLO's best. Where a trained model is
+fastest at bf16, which no other stage evaluates, the speed stage evaluates it there on val
+(``best[model]["val"]``), so the best-against-best comparison states the accuracy of what it times.
 """
 from __future__ import annotations
 
@@ -155,14 +155,6 @@ def load_on(path: Path, runtime: str, precision: str, threads: int, conf_thresho
     return load_predictor(path, "openvino", "cpu", threads, conf_threshold=conf_threshold, precision=precision)
 
 
-def best_file(best: dict, rows: dict[str, dict], files: dict[str, Path], model: str) -> Path | None:
-    """The file that ran ``model``'s fastest row: its fp32/bf16 ONNX file, or the INT8 file it was
-    given as prebuilt; None for an INT8 file built (and deleted) by ``speed_table``."""
-    row = rows[best[model]["row"]]
-    if row["precision"] == "int8":
-        return Path(row["file"]) if "file" in row else None
-    return Path(files[model])
-
 
 # ---- the table -----------------------------------------------------------------------------------
 def best_rows(rows: dict[str, dict]) -> dict[str, dict]:
@@ -293,10 +285,9 @@ def run_speed(params: dict) -> dict:
                         bench["warmup"], bench["iterations"], cfg["rounds"], runtimes, calibration, prebuilt)
     gt = pl.read_parquet(PREPARED_TABLE).filter(pl.col("split") == "val")
     conf = float(params["yolo"]["conf_threshold"])
-    for model in files:
+    for model, path in files.items():  # fp32 and INT8 files have their own evaluation stages
         best = table["best"][model]
-        path = best_file(table["best"], table["rows"], files, model)
-        if path is not None:
+        if best["precision"] == "bf16":
             predictor = load_on(path, best["runtime"], best["precision"], bench["threads"], conf)
             best["val"] = split_metrics(predictor, gt, cache, params["evaluate"]["batch_size"])
     out = {"device": cpu_model_name(), "threads": bench["threads"], "rounds": cfg["rounds"], "iterations": bench["iterations"], **table}

@@ -215,15 +215,11 @@ def test_speed_stage_measures_every_variant_beside_yolo(pipeline_run):
     assert speed["rows"]["default@onnxruntime/int8"]["file"] == "models/heatmap.int8.onnx"
     assert speed["rows"]["yolo@openvino/int8"]["file"] == "models/openvino_int8/yolo.xml"
     assert set(speed["best"]) == set(models) and speed["best_vs_best"]["model"] == "default"
-    for model, metrics in (("default", "heatmap"), ("yolo", "yolo")):  # the fastest row, evaluated as it runs there
+    for model in ("default", "yolo"):  # a fastest row at bf16 (no other stage's) is evaluated as it runs there
         best = speed["best"][model]
-        if best["runtime"] == "onnxruntime" and best["precision"] == "int8" and model == "yolo":
-            assert "val" not in best  # built and timed in a temporary folder, not kept
-            continue
-        assert best["val"]["n_images"] == 32 and 0 <= best["val"]["pck_5px"] <= 1
-        if best["precision"] == "fp32":  # the same file on an fp32 runtime: the evaluate stages' figures
-            fp32 = json.loads((pipeline_run / f"reports/metrics/{metrics}.json").read_text())
-            assert best["val"]["pck_5px"] == pytest.approx(fp32["pck_5px"], abs=0.02)
+        assert ("val" in best) == (best["precision"] == "bf16")
+        if "val" in best:
+            assert best["val"]["n_images"] == 32 and 0 <= best["val"]["pck_5px"] <= 1
     csv = (pipeline_run / "reports/speed/variants.csv").read_text().splitlines()[0].split(",")
     assert csv[:4] == ["name", "model", "runtime", "precision"] and "width_mult" in csv
     int8 = json.loads((pipeline_run / "reports/metrics/heatmap_int8.json").read_text())
@@ -237,4 +233,7 @@ def test_speed_stage_measures_every_variant_beside_yolo(pipeline_run):
     assert "Speed by design" in readme and "Each model on its fastest CPU runtime" in readme and "Best against best" in readme
     fastest = readme.split("Each model on its fastest CPU runtime", 1)[1].split("\n\n")[1].splitlines()
     default_row = next(line for line in fastest if line.startswith("| trained default |"))
-    assert default_row.split("|")[-2].strip() == f"{speed['best']['default']['val']['pck_5px']:.3f}"  # PCK@5px there
+    best = speed["best"]["default"]
+    evaluated = {"fp32": "heatmap", "int8": "heatmap_int8" if best["runtime"] == "onnxruntime" else "heatmap_openvino_int8"}
+    there = best["val"] if "val" in best else json.loads((pipeline_run / f"reports/metrics/{evaluated[best['precision']]}.json").read_text())
+    assert default_row.split("|")[-2].strip() == f"{there['pck_5px']:.3f}"  # PCK@5px there: the file that ran, on val

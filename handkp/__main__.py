@@ -4,6 +4,7 @@ Each command is a module of this package with ``add_arguments(parser)`` and ``ma
 (the exit code). To add one, add a line to ``COMMANDS``. Only the chosen command's module is
 imported, so a command's dependencies never slow down or break another (the Jetson has no torch).
 """
+
 from __future__ import annotations
 
 import argparse

@@ -4,10 +4,11 @@ to reports/ablation/accuracy.json, which the report stage turns into the README'
 
     python scripts/ablation.py light_bilinear_64 seed_256     # the default first: its run is cached
 """
+
 import sys
 
 from handkp.core.config import load_params
-from handkp.evaluate.ablation import ablation_main
+from handkp.experiments.ablation import ablation_main
 
 
 def main() -> int:

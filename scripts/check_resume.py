@@ -3,6 +3,7 @@
 
     python scripts/check_resume.py      # after `dvc repro prepare`; exit status 0: it resumes
 """
+
 import json
 import sys
 from pathlib import Path
@@ -26,8 +27,10 @@ def main() -> int:
     table = pl.read_parquet(PREPARED_TABLE)
     here = fingerprint(params, [split_arrays(table, "train"), split_arrays(table, "dev")])
     if here != saved["fingerprint"]:
-        print(f"{copy}: run {saved['fingerprint']}, this checkout {here}: params, data or the code of "
-              "handkp/core, handkp/data or handkp/model changed, so `dvc repro train` starts afresh")
+        print(
+            f"{copy}: run {saved['fingerprint']}, this checkout {here}: params, data or the code of "
+            "handkp/core, handkp/data or handkp/model changed, so `dvc repro train` starts afresh"
+        )
         return 1
     print(f"{copy}: epoch {saved['epochs_done']} of {saved['epochs']} done; `dvc repro train` continues from it")
     return 0

@@ -1,5 +1,6 @@
 """benchmark: Batch-1 latency of both models on deploy.target -> reports/benchmark/latency.json,
 reports/metrics/latency.json (the headline figures)."""
+
 from handkp.core.config import run_stage
 from handkp.evaluate.latency import run_benchmark
 

@@ -1,4 +1,5 @@
 """engine: The deployable artefacts for deploy.target -> models/engine/, reports/deploy/engine.json."""
+
 from handkp.core.config import run_stage
 from handkp.deploy.artefacts import run_engine
 

@@ -1,4 +1,6 @@
-"""evaluate_deployed: PCK of the heatmap model through its deployed artefact -> reports/metrics/heatmap_<target>.json, ..."""
+"""evaluate_deployed: PCK of the heatmap model through its deployed artefact
+-> reports/metrics/heatmap_<target>.json, ..."""
+
 from handkp.core.config import run_stage
 from handkp.evaluate.evaluation import run_evaluate_deployed
 

@@ -1,5 +1,6 @@
 """export: models/heatmap/best.pt -> models/heatmap.onnx, checked against PyTorch on val images
 -> reports/deploy/export.json; no ONNX file when parity is off."""
+
 from handkp.core.config import run_stage
 from handkp.deploy.export import run_export
 

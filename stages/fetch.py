@@ -1,4 +1,5 @@
 """fetch: The official archive (downloaded) or data.source (a local zip or folder) -> data/raw.zip."""
+
 from handkp.core.config import run_stage
 from handkp.data.fetch import run_fetch
 

@@ -1,5 +1,6 @@
 """quantize: INT8 variant of the heatmap model for the CPU, its parity and PCK
 -> models/heatmap.int8.onnx, reports/deploy/int8_parity.json, reports/metrics/heatmap_int8.json."""
+
 from handkp.core.config import run_stage
 from handkp.evaluate.int8 import run_quantize
 

@@ -17,13 +17,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = ReportPaths()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--readme", type=Path, default=d.readme, help="README with the report markers")
-    p.add_argument("--params", type=Path, default=d.params, help="to state split, schedule, initialisation, model shape")
+    p.add_argument(
+        "--params", type=Path, default=d.params, help="to state split, schedule, initialisation, model shape"
+    )
     p.add_argument("--metrics", default=d.metrics, help="metrics JSON per model ({model} is replaced)")
     p.add_argument("--latency", type=Path, default=d.latency, help="benchmark results (target, device, per model)")
     p.add_argument("--eval-dir", default=d.eval_dir, help="dir with pck_curve.csv and per_keypoint.csv")
     p.add_argument("--predictions", default=d.predictions, help="val predictions parquet per model")
     p.add_argument("--ground-truth", type=Path, default=d.ground_truth, help="prepared keypoints (all splits)")
-    p.add_argument("--images", type=Path, default=d.images, help="image cache (handkp.data.cache) holding the val images")
+    p.add_argument(
+        "--images", type=Path, default=d.images, help="image cache (handkp.data.cache) holding the val images"
+    )
     p.add_argument("--train-dir", default=d.train_dir, help="dvclive dir per model")
     p.add_argument("--figures", type=Path, default=d.figures, help="where the PNG figures go")
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS), help="models to report")

@@ -1,4 +1,5 @@
 """yolo_data: The Ultralytics dataset over the validated data -> data/yolo/{dataset.yaml,train.txt,val.txt}."""
+
 from handkp.core.config import run_stage
 from handkp.yolo.dataset import run_yolo_data
 

@@ -1,4 +1,5 @@
 """yolo_export: models/yolo/best.pt -> models/yolo.onnx (Ultralytics' metadata task=pose)."""
+
 from handkp.core.config import run_stage
 from handkp.yolo.export import run_yolo_export
 

@@ -1,4 +1,5 @@
 """yolo_train: The Ultralytics YOLO-pose baseline -> models/yolo/best.pt, curves in reports/train/yolo/."""
+
 from handkp.core.config import run_stage
 from handkp.yolo.train import run_yolo_train
 

@@ -2,6 +2,7 @@
 
 ``pipeline_run`` is one `dvc repro` of the whole pipeline on the tiny fixture (session-scoped,
 so every end-to-end test reads the same run instead of training again)."""
+
 from __future__ import annotations
 
 import os
@@ -23,15 +24,27 @@ TINY_ZIP = FIXTURES / "hand-keypoints-tiny.zip"
 # starts (a training with another thread count computes other floating-point sums).
 SESSION_ENV = dict(os.environ)
 
-GIT_IDENTITY = {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@localhost", "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@localhost"}
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "test",
+    "GIT_AUTHOR_EMAIL": "test@localhost",
+    "GIT_COMMITTER_NAME": "test",
+    "GIT_COMMITTER_EMAIL": "test@localhost",
+}
 
 # Params that make the whole pipeline take a few minutes on 2 CPU cores.
 FAST_PARAMS = {
     "data": {"source": str(TINY_ZIP), "max_bad_fraction": 0.1, "dev_fraction": 0.1},
     "model": {"deconv_channels": 64},
-    "train": {"epochs": 2, "batch_size": 16, "epoch_images": 0, "num_workers": 0, "bn_recalibration_batches": 2, "state_copy": None},
-    "evaluate": {"batch_size": 16},
-    "yolo": {"epochs": 1, "batch": 8, "workers": 0, "device": "cpu", "conf_threshold": 0.0},
+    "train": {
+        "epochs": 2,
+        "batch_size": 16,
+        "epoch_images": 0,
+        "num_workers": 0,
+        "bn_recalibration_batches": 2,
+        "state_copy": None,
+    },
+    "evaluate": {"batch_size": 16, "yolo_conf_threshold": 0.0},
+    "yolo": {"epochs": 1, "batch": 8, "workers": 0, "device": "cpu"},
     "benchmark": {"warmup": 2, "iterations": 10, "images": 4},
     "quantize": {"calibration_images": 16, "parity_images": 4},
     "speed": {"rounds": 1},
@@ -52,18 +65,32 @@ def run(cmd: list[str], cwd: Path, check: bool = True, **kw) -> subprocess.Compl
     env = {**SESSION_ENV, **GIT_IDENTITY, "PYTHONUNBUFFERED": "1", **kw.pop("env", {})}
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, **kw)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, cmd))} exited {proc.returncode}\nstdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}")
+        command = " ".join(map(str, cmd))
+        raise AssertionError(
+            f"{command} exited {proc.returncode}\nstdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+        )
     return proc
 
 
+def tracked_files(under: str = "", suffix: str = "") -> list[Path]:
+    """The files that git tracks (below the folder ``under``, names ending in ``suffix``): what a
+    fresh clone holds, never what lies in the checkout besides it (a .venv, data, builds).
+    Outside a git checkout (e.g. an sdist), the tree as it is, .git left out."""
+    proc = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=False)
+    if proc.returncode == 0 and proc.stdout:
+        paths = [REPO / rel for rel in proc.stdout.split("\0") if rel]
+    else:
+        paths = [p for p in REPO.rglob("*") if ".git" not in p.relative_to(REPO).parts]
+    root = REPO / under
+    return sorted(p for p in paths if p.is_file() and p.name.endswith(suffix) and (not under or root in p.parents))
+
+
 def make_pipeline_copy(dst: Path, overrides: dict) -> Path:
-    """A git repo at ``dst`` holding the project's files (as git sees them, tests excluded)
-    and params.yaml with ``overrides`` merged in."""
-    files = run(["git", "ls-files", "-co", "--exclude-standard"], REPO).stdout.split()
-    if not files:  # not a git checkout (e.g. an sdist): take the tree as it is
-        files = [str(p.relative_to(REPO)) for p in REPO.rglob("*") if p.is_file() and ".git" not in p.parts]
-    for rel in files:
-        if rel.startswith("tests/") or not (REPO / rel).is_file():
+    """A git repo at ``dst`` holding the project's tracked files (``tracked_files``, tests
+    excluded) and params.yaml with ``overrides`` merged in."""
+    for path in tracked_files():
+        rel = path.relative_to(REPO).as_posix()
+        if rel.startswith("tests/"):
             continue
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, dst / rel)

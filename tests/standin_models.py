@@ -6,6 +6,7 @@
   input and output layout and its ``task: pose`` metadata) whose output is a fixed array whatever
   the image, so a test chooses the detections; it runs through ONNX Runtime like the real one.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,13 +30,23 @@ def tiny_heatmap_onnx(out_dir: Path, dynamic_batch: bool = False) -> Path:
     torch.manual_seed(0)
     model = build_model(cfg)
     ckpt = Path(out_dir) / "tiny.pt"
-    torch.save({"model_config": cfg, "codec": codec_for_model(cfg, {"sigma": 2.0}).to_dict(),
-                "state_dict": model.state_dict()}, ckpt)
+    torch.save(
+        {
+            "model_config": cfg,
+            "codec": codec_for_model(cfg, {"sigma": 2.0}).to_dict(),
+            "state_dict": model.state_dict(),
+        },
+        ckpt,
+    )
     return export_onnx(ckpt, Path(out_dir) / "tiny.onnx", dynamic_batch=dynamic_batch)
 
 
-def yolo_raw(boxes_cxcywh: list[tuple[float, float, float, float]], scores: list[float],
-             keypoints: list[np.ndarray] | None = None, anchors: int | None = None) -> np.ndarray:
+def yolo_raw(
+    boxes_cxcywh: list[tuple[float, float, float, float]],
+    scores: list[float],
+    keypoints: list[np.ndarray] | None = None,
+    anchors: int | None = None,
+) -> np.ndarray:
     """(1, 68, A) a YOLO-pose raw output, px of the network input: one anchor per box (then
     zero-score anchors up to ``anchors``); keypoints (21, 3) per box (default: the box centre)."""
     n = len(boxes_cxcywh)
@@ -48,24 +59,37 @@ def yolo_raw(boxes_cxcywh: list[tuple[float, float, float, float]], scores: list
     return raw
 
 
-def standin_yolo_onnx(path: Path, raw: np.ndarray, input_size: int = 224, kpt_shape: str = f"[{NUM_KEYPOINTS}, 3]") -> Path:
+def standin_yolo_onnx(
+    path: Path, raw: np.ndarray, input_size: int = 224, kpt_shape: str = f"[{NUM_KEYPOINTS}, 3]"
+) -> Path:
     """A STAND-IN detector file: output ``output0`` = ``raw`` for any (1, 3, S, S) input."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     raw = np.asarray(raw, np.float32)
-    nodes = [helper.make_node("ReduceMean", ["images"], ["mean"], axes=[1, 2, 3], keepdims=0),  # (1,): uses the input
-             helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
-             helper.make_node("Add", ["detections", "nothing"], ["output0"])]
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["mean"], axes=[1, 2, 3], keepdims=0),  # (1,): uses the input
+        helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
+        helper.make_node("Add", ["detections", "nothing"], ["output0"]),
+    ]
     graph = helper.make_graph(
-        nodes, "standin_yolo_pose",
+        nodes,
+        "standin_yolo_pose",
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, input_size, input_size])],
         [helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(raw.shape))],
-        initializer=[numpy_helper.from_array(raw, "detections"), numpy_helper.from_array(np.zeros(1, np.float32), "zero")])
+        initializer=[
+            numpy_helper.from_array(raw, "detections"),
+            numpy_helper.from_array(np.zeros(1, np.float32), "zero"),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
-    for key, value in {"task": "pose", "imgsz": f"[{input_size}, {input_size}]", "kpt_shape": kpt_shape,
-                       "description": "stand-in YOLO-pose detector: a fixed output"}.items():
+    for key, value in {
+        "task": "pose",
+        "imgsz": f"[{input_size}, {input_size}]",
+        "kpt_shape": kpt_shape,
+        "description": "stand-in YOLO-pose detector: a fixed output",
+    }.items():
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
@@ -91,8 +115,11 @@ def tiny_yolo_onnx(root: Path) -> Path:
     here = os.getcwd()
     os.chdir(root)  # the export of a model built from a .yaml is written to the working folder
     try:
-        exported = Path(YOLO(str(root / "yolo11n-pose-hand.yaml"), task="pose").export(
-            format="onnx", imgsz=224, batch=1, dynamic=False, simplify=False, device="cpu"))
+        exported = Path(
+            YOLO(str(root / "yolo11n-pose-hand.yaml"), task="pose").export(
+                format="onnx", imgsz=224, batch=1, dynamic=False, simplify=False, device="cpu"
+            )
+        )
     finally:
         os.chdir(here)
     return exported if exported.is_absolute() else root / exported
@@ -115,5 +142,9 @@ class PresenceDecoder:
         from handkp.runtime.predictor import Prediction
 
         presence = float(raw[0, 0])
-        return Prediction(box.to_image(raw[0, 1:].reshape(NUM_KEYPOINTS, 2)),
-                          np.full(NUM_KEYPOINTS, presence, np.float32), True, presence)
+        return Prediction(
+            box.to_image(raw[0, 1:].reshape(NUM_KEYPOINTS, 2)),
+            np.full(NUM_KEYPOINTS, presence, np.float32),
+            True,
+            presence,
+        )

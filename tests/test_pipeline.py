@@ -1,6 +1,9 @@
 """End to end: `dvc repro` on the tiny real fixture, reproducibility, the deconv_layers=4
-ablation through `dvc exp run`, and resume after a killed training run."""
+ablation through `dvc exp run`, experiments that re-run only what their change reaches, and
+resume after a killed training run."""
+
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -10,18 +13,35 @@ import time
 import polars as pl
 import pytest
 import torch
-
+import yaml
 from conftest import GIT_IDENTITY, SESSION_ENV, dvc, run
+
 from handkp.core.metrics import compute_metrics
 
 # `dvc exp show` narrowed as the README shows it: the run's name and the headline metrics always,
 # the params where they differ between the runs shown, every other column dropped.
 README_EXP_METRICS = ("pck_5px", "pck_10px", "auc_0_15px", "heatmap_p50_ms")
-README_EXP_SHOW = ["--only-changed", "--drop", r"^(?!seed$|(model|codec|train)\.)",
-                   "--keep", f"^Experiment$|.*({'|'.join(README_EXP_METRICS)})$"]
+README_EXP_SHOW = [
+    "--only-changed",
+    "--drop",
+    r"^(?!seed$|(model|codec|train)\.)",
+    "--keep",
+    f"^Experiment$|.*({'|'.join(README_EXP_METRICS)})$",
+]
 
-METRIC_KEYS = {"pck_1px", "pck_3px", "pck_5px", "pck_7px", "pck_10px", "auc_0_15px", "epe_mean_px",
-               "epe_median_px", "n_images", "n_keypoints", "missed_images"}
+METRIC_KEYS = {
+    "pck_1px",
+    "pck_3px",
+    "pck_5px",
+    "pck_7px",
+    "pck_10px",
+    "auc_0_15px",
+    "epe_mean_px",
+    "epe_median_px",
+    "n_images",
+    "n_keypoints",
+    "missed_images",
+}
 
 
 def test_repro_writes_metrics_predictions_and_plots(pipeline_run):
@@ -51,7 +71,12 @@ def test_second_repro_does_nothing_and_status_is_clean(pipeline_run):
     assert set(files) == {"reports/metrics/heatmap.json", "reports/metrics/yolo.json", "reports/metrics/latency.json"}
     heatmap, yolo = (files[f"reports/metrics/{m}.json"]["data"] for m in ("heatmap", "yolo"))
     assert set(heatmap) == set(yolo) == METRIC_KEYS  # the two models read as two rows of the same columns
-    assert set(files["reports/metrics/latency.json"]["data"]) == {"target", "heatmap_p50_ms", "yolo_p50_ms", "heatmap_vs_yolo"}
+    assert set(files["reports/metrics/latency.json"]["data"]) == {
+        "target",
+        "heatmap_p50_ms",
+        "yolo_p50_ms",
+        "heatmap_vs_yolo",
+    }
     table = dvc(["metrics", "show"], pipeline_run).stdout.splitlines()
     assert len(table) == 4 and max(len(line) for line in table) < 400  # header + three rows, a screen wide
     dvc(["plots", "show", "-o", "plots-html"], pipeline_run)
@@ -68,16 +93,63 @@ def test_same_params_give_the_same_metrics(pipeline_run, tmp_path):
     dvc(["repro", "--force", "-s", "evaluate"], repo)
     first = json.loads((pipeline_run / "reports/metrics/heatmap.json").read_text())
     second = json.loads((repo / "reports/metrics/heatmap.json").read_text())
-    curves = {run: (run / "reports/train/heatmap/plots/metrics/dev/auc_0_15px.tsv").read_text() for run in (pipeline_run, repo)}
-    assert first == second, f"retraining log:\n{trained}\ndev AUC per epoch, first and second run: {list(curves.values())}"
+    curves = {
+        run: (run / "reports/train/heatmap/plots/metrics/dev/auc_0_15px.tsv").read_text()
+        for run in (pipeline_run, repo)
+    }
+    assert first == second, (
+        f"retraining log:\n{trained}\ndev AUC per epoch, first and second run: {list(curves.values())}"
+    )
+
+
+def stages_run(output: str) -> set[str]:
+    """The stages a `dvc repro` / `dvc exp run` ran, from what it printed."""
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def reached_by(repo, param: str) -> set[str]:
+    """The stages a change of ``param`` must re-run, from dvc.yaml: those that declare it (or its
+    section) and every stage downstream of them (a dep that is, or lies in, an upstream out)."""
+    stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
+
+    def written(stage: dict) -> list[str]:
+        return [
+            next(iter(e)) if isinstance(e, dict) else e
+            for e in stage.get("outs", []) + stage.get("metrics", []) + stage.get("plots", [])
+        ]
+
+    def feeds(a: str, b: str) -> bool:
+        return any(d == o or d.startswith(o + "/") for o in written(stages[a]) for d in stages[b].get("deps", []))
+
+    reached = {
+        name
+        for name, st in stages.items()
+        if any(param == p or param.startswith(p + ".") for p in st.get("params", []))
+    }
+    while more := {b for b in stages if b not in reached and any(feeds(a, b) for a in reached)}:
+        reached |= more
+    return reached
+
+
+def committed_copy(pipeline_run, dst):
+    """A copy of the pipeline run, committed: the baseline an experiment runs on and is diffed against."""
+    shutil.copytree(pipeline_run, dst, symlinks=True)
+    run(["git", "add", "-A"], dst)
+    run(["git", "commit", "-qm", "baseline run"], dst)
+    return dst
+
+
+def test_an_experiment_on_one_multihand_param_reruns_multihand_and_what_depends_on_it(pipeline_run, tmp_path):
+    repo = committed_copy(pipeline_run, tmp_path / "multihand")
+    ran = stages_run(dvc(["exp", "run", "-S", "multihand.upright=false"], repo).stdout)
+    assert ran == reached_by(repo, "multihand.upright") == {"multihand", "release", "report"}
 
 
 def test_ablation_with_four_deconv_layers_runs_end_to_end(pipeline_run, tmp_path):
-    repo = tmp_path / "ablation"
-    shutil.copytree(pipeline_run, repo, symlinks=True)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-qm", "baseline run"], repo)  # the default's results, to diff the experiment against
-    dvc(["exp", "run", "-S", "model.deconv_layers=4", "evaluate"], repo)
+    repo = committed_copy(pipeline_run, tmp_path / "ablation")
+    ran = stages_run(dvc(["exp", "run", "-S", "model.deconv_layers=4"], repo).stdout)
+    assert ran == reached_by(repo, "model.deconv_layers")  # train, what reads `model`, and their descendants
+    assert {"train", "evaluate", "export", "report"} <= ran and not ran & {"prepare", "yolo_train", "yolo_evaluate"}
     ckpt = torch.load(repo / "models/heatmap/best.pt", weights_only=False)
     assert ckpt["codec"]["heatmap_size"] == 112
     assert ckpt["state_dict"]["final.weight"].shape[0] == 21
@@ -92,8 +164,10 @@ def test_ablation_with_four_deconv_layers_runs_end_to_end(pipeline_run, tmp_path
     # The README's narrowed view: one line per run, the params that differ and the headline columns.
     shown = dvc(["exp", "show", "--csv", *README_EXP_SHOW], repo).stdout.splitlines()
     header = shown[0].split(",")
-    column = {name: next((i for i, h in enumerate(header) if h.endswith(name)), None)
-              for name in ("model.deconv_layers", "heatmap.json:pck_5px", "yolo.json:pck_5px", "heatmap_p50_ms")}
+    column = {
+        name: next((i for i, h in enumerate(header) if h.endswith(name)), None)
+        for name in ("model.deconv_layers", "heatmap.json:pck_5px", "yolo.json:pck_5px", "heatmap_p50_ms")
+    }
     assert None not in column.values(), header
     assert not any(h.endswith(("Created", "State", "Executor", ".lr", ".epochs")) for h in header), header
     shown_as = [h for h in header if h != "Experiment" and not h.endswith(README_EXP_METRICS)]
@@ -109,7 +183,14 @@ def test_killed_training_resumes_from_its_last_checkpoint(pipeline_run, tmp_path
     params = (repo / "params.yaml").read_text().replace("epochs: 2", "epochs: 3")
     (repo / "params.yaml").write_text(params)
     env = {**SESSION_ENV, **GIT_IDENTITY, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "stages/train.py"], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "stages/train.py"],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines = []
     deadline = time.time() + 300
     for line in proc.stdout:  # wait until the first epoch's checkpoint is written, then kill mid-epoch 2
@@ -133,3 +214,27 @@ def test_readme_shows_the_narrowed_exp_show_that_is_tested():
 
     quoted = " ".join(a if a.startswith("--") else f"'{a}'" for a in README_EXP_SHOW)
     assert f"dvc exp show {quoted}" in (REPO / "README.md").read_text()
+
+
+def test_finished_run_keeps_only_what_writing_best_pt_needs(pipeline_run, tmp_path):
+    """The committed copy of a finished run holds its best weights, not its optimiser moments,
+    and a new machine (no models/heatmap_checkpoint) writes the same best.pt from it without training."""
+    repo = tmp_path / "finished"
+    shutil.copytree(pipeline_run, repo, symlinks=True)
+    params = (repo / "params.yaml").read_text().replace("state_copy: null", "state_copy: release/train_state.pt")
+    (repo / "params.yaml").write_text(params)
+    run([sys.executable, "stages/train.py"], repo)
+    state = torch.load(repo / "release/train_state.pt", weights_only=False)
+    record = json.loads((repo / "release/train_state.json").read_text())
+    assert record["epochs_done"] == record["epochs"] == 2 and record["state"].startswith("the finished run")
+    assert state["optimizer"]["state"] == {} and state["optimizer"]["param_groups"]
+    for weights in (state["model"], state["ema"]):
+        assert weights.keys() == state["best_state_dict"].keys()
+        assert all(torch.equal(weights[k], v) for k, v in state["best_state_dict"].items())
+    trained = torch.load(repo / "models/heatmap/best.pt", weights_only=False)["state_dict"]
+    shutil.rmtree(repo / "models/heatmap_checkpoint")
+    shutil.rmtree(repo / "models/heatmap")
+    out = run([sys.executable, "stages/train.py"], repo).stdout
+    assert "resuming from release/train_state.pt after epoch 2/2" in out and "epoch 1:" not in out
+    again = torch.load(repo / "models/heatmap/best.pt", weights_only=False)["state_dict"]
+    assert again.keys() == trained.keys() and all(torch.equal(again[k], v) for k, v in trained.items())

@@ -2,6 +2,7 @@
 either the newest one only (frames the model had no time for are dropped and counted) or every
 one through a short queue; it ends with an ``End`` (end of file, source lost, --max-frames,
 stopped)."""
+
 from __future__ import annotations
 
 import threading
@@ -42,9 +43,17 @@ class Capture:
     (a file played like a camera), never faster than it in every-frame mode (shown in a window).
     A live source that stops delivering is reopened for ``retry_s`` seconds before giving up."""
 
-    def __init__(self, source: FrameSource, *, latest: bool, pace_fps: float | None = None,
-                 retry_s: float = 10.0, max_frames: int | None = None, queue_size: int = 4,
-                 time_fps: float | None = None):
+    def __init__(
+        self,
+        source: FrameSource,
+        *,
+        latest: bool,
+        pace_fps: float | None = None,
+        retry_s: float = 10.0,
+        max_frames: int | None = None,
+        queue_size: int = 4,
+        time_fps: float | None = None,
+    ):
         self.source, self.latest, self.pace_fps = source, latest, pace_fps
         self.retry_s, self.max_frames = retry_s, max_frames
         self.queue_size = 1 if latest else max(1, queue_size)
@@ -138,15 +147,21 @@ class Capture:
                     except SourceError as err:
                         if self._stop.is_set():
                             return End("stopped")
-                        return End("lost", f"{src.name}: lost after {self.read_count} frames and not back within "
-                                           f"{self.retry_s:g} s (--retry-s): {err}")
+                        return End(
+                            "lost",
+                            f"{src.name}: lost after {self.read_count} frames and not back within "
+                            f"{self.retry_s:g} s (--retry-s): {err}",
+                        )
                     continue
                 if error:
                     return End("lost", f"{src.name}: read failed after {self.read_count} frames ({error})")
                 declared = src.frame_count
                 if declared and self.read_count < declared * (1 - _TRUNCATION_TOLERANCE) - 1:
-                    return End("lost", f"{src.name}: ended after {self.read_count} of the {declared} frames its "
-                                       "header declares (a truncated or corrupt file)")
+                    return End(
+                        "lost",
+                        f"{src.name}: ended after {self.read_count} of the {declared} frames its "
+                        "header declares (a truncated or corrupt file)",
+                    )
                 return End("eof")
             image, name = item
             t = time.perf_counter()

@@ -6,10 +6,10 @@
 The app's modules: ``sources`` (camera, file, stream, folder), ``capture`` (the capture thread),
 ``loop`` (``run_live``: model, drawing, outputs, summary), ``overlay`` (skeleton, score bars, HUD),
 ``outputs`` (window, video, JSON lines), ``tracking`` (several hands: options, pipeline), ``errors``
-(exit codes). Pre-processing, inference and decode are the runtime API's (``Predictor.predict``);
-several hands are ``handkp.track`` (``MultiHandPipeline``); drawing is ``handkp.viz``. Nothing here
-imports torch, polars or dvc: a Jetson needs numpy, OpenCV and its TensorRT bindings only (the
-torch backend imports torch when it is asked for).
+(exit codes). The frames go through a pipeline of ``handkp.track``: ``SingleHandPipeline`` (the
+runtime API's ``Predictor.predict`` on the whole frame) or ``MultiHandPipeline`` (several hands);
+drawing is ``handkp.viz``. Nothing here imports torch, polars or dvc: a Jetson needs numpy, OpenCV
+and its TensorRT bindings only (the torch backend imports torch when it is asked for).
 
 Exit codes (``handkp.app.errors.EXIT_*``, listed in ``--help``): 0 done (end of a file/folder, or
 stopped by the user: q/Esc, Ctrl-C, SIGTERM, ``--max-frames``); 1 unexpected error; 2 bad command
@@ -18,6 +18,7 @@ mismatch, backend not installed); 5 source failed mid-stream (a camera or stream
 than ``--retry-s``, a file unreadable or truncated partway); 6 a window was asked for but none can
 be opened; 7 an output file cannot be written; 130 Ctrl-C before the first frame.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -89,9 +90,11 @@ outputs:
     detected    with a detector only: whether it ran on this frame
     latency_ms  the frame's processing time: pre-processing + model + decode (tracking: + the
                 detector when it ran, the crops and the tracker)
-"""
+"""  # noqa: E501  (the --help text, printed as written)
 
-EPILOG = EXIT_CODES_HELP + """
+EPILOG = (
+    EXIT_CODES_HELP
+    + """
 
 examples:
   python -m handkp live --source 0 --model models/heatmap.onnx
@@ -103,7 +106,8 @@ examples:
   python -m handkp live --source 0 --model models/heatmap.onnx --backend openvino --precision bf16
   python -m handkp live --source 0 --model models/heatmap.onnx --detector models/yolo.onnx --max-hands 2
   python -m handkp live --source clip.mp4 --model models/heatmap.onnx --detector none   # one hand, whole frame
-"""
+"""  # noqa: E501  (example command lines, printed as written)
+)
 
 
 def _positive_float(text: str) -> float:
@@ -139,46 +143,104 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = DESCRIPTION
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--source", required=True,
-                        help="camera index (0), /dev/videoN, video file, image folder, image file, rtsp:// or http(s):// "
-                             "URL, or a GStreamer pipeline ending in appsink (e.g. a Jetson CSI camera)")
-    parser.add_argument("--model", required=True, type=Path, help="an ONNX file, a TensorRT engine, an OpenVINO IR (.xml) or a .pt checkpoint")
-    parser.add_argument("--backend", default="auto", choices=("auto", *BACKENDS),
-                        help="default auto: from the model's suffix (.onnx onnxruntime, .engine/.trt tensorrt, .xml openvino, "
-                             ".pt torch); openvino also runs an .onnx file")
-    parser.add_argument("--precision", choices=PRECISIONS, default=None,
-                        help="the openvino backend's precision: fp32, bf16 (CPUs with bfloat16) or int8 (an INT8 IR); "
-                             "default: the file's own (fp32, or what the IR was built for)")
-    parser.add_argument("--device", default="auto",
-                        help="auto | cpu | cuda[:N]; onnxruntime uses its CUDA provider with --device cuda "
-                             "(onnxruntime-gpu); torch picks CUDA when available with auto; openvino runs on the CPU (default auto)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="CPU threads of the model (and of the detector): ONNX Runtime's intra-op threads, OpenVINO's inference threads, "
-                             "or torch's with the torch backend (default 0: the backend's own choice)")
-    parser.add_argument("--flip-test", action="store_true",
-                        help="the heatmap model: average the heatmaps of its input (the frame, or each hand's crop) and of "
-                             "its mirror image; more accurate keypoints for two network passes (MMPose's flip test)")
-    parser.add_argument("--headless", action="store_true",
-                        help="no window (over SSH, in scripts and tests); progress lines go to stderr")
-    parser.add_argument("--realtime", action="store_true",
-                        help="files and folders: play at native FPS and drop frames like a camera (default: every frame)")
-    parser.add_argument("--fps", type=_positive_float, default=30.0,
-                        help="frame rate of an image folder with --realtime, and of --save when the source reports none (default 30)")
-    parser.add_argument("--min-score", type=float, default=0.3,
-                        help="keypoints scoring below this are drawn faint (or hidden, --low-score hide); default 0.3")
-    parser.add_argument("--low-score", choices=LOW_SCORE_STYLES, default="faint",
-                        help="how to draw keypoints below --min-score (default faint)")
+    parser.add_argument(
+        "--source",
+        required=True,
+        help="camera index (0), /dev/videoN, video file, image folder, image file, rtsp:// or http(s):// "
+        "URL, or a GStreamer pipeline ending in appsink (e.g. a Jetson CSI camera)",
+    )
+    parser.add_argument(
+        "--model",
+        required=True,
+        type=Path,
+        help="an ONNX file, a TensorRT engine, an OpenVINO IR (.xml) or a .pt checkpoint",
+    )
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", *BACKENDS),
+        help="default auto: from the model's suffix (.onnx onnxruntime, .engine/.trt tensorrt, .xml openvino, "
+        ".pt torch); openvino also runs an .onnx file",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="the openvino backend's precision: fp32, bf16 (CPUs with bfloat16) or int8 (an INT8 IR); "
+        "default: the file's own (fp32, or what the IR was built for)",
+    )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto | cpu | cuda[:N]; onnxruntime uses its CUDA provider with --device cuda "
+        "(onnxruntime-gpu); torch picks CUDA when available with auto; openvino runs on the CPU (default auto)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads of the model (and of the detector): ONNX Runtime's intra-op threads, "
+        "OpenVINO's inference threads, or torch's with the torch backend (default 0: the backend's own choice)",
+    )
+    parser.add_argument(
+        "--flip-test",
+        action="store_true",
+        help="the heatmap model: average the heatmaps of its input (the frame, or each hand's crop) and of "
+        "its mirror image; more accurate keypoints for two network passes (MMPose's flip test)",
+    )
+    parser.add_argument(
+        "--headless",
+        action="store_true",
+        help="no window (over SSH, in scripts and tests); progress lines go to stderr",
+    )
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="files and folders: play at native FPS and drop frames like a camera (default: every frame)",
+    )
+    parser.add_argument(
+        "--fps",
+        type=_positive_float,
+        default=30.0,
+        help="frame rate of an image folder with --realtime, and of --save when the source reports none (default 30)",
+    )
+    parser.add_argument(
+        "--min-score",
+        type=float,
+        default=0.3,
+        help="keypoints scoring below this are drawn faint (or hidden, --low-score hide); default 0.3",
+    )
+    parser.add_argument(
+        "--low-score",
+        choices=LOW_SCORE_STYLES,
+        default="faint",
+        help="how to draw keypoints below --min-score (default faint)",
+    )
     parser.add_argument("--save", type=Path, help="write the annotated video (.mp4, .avi, .mkv)")
-    parser.add_argument("--fourcc", help="the --save codec, 4 characters (default from the suffix: mp4v for .mp4, MJPG for .avi/.mkv)")
+    parser.add_argument(
+        "--fourcc", help="the --save codec, 4 characters (default from the suffix: mp4v for .mp4, MJPG for .avi/.mkv)"
+    )
     parser.add_argument("--json", dest="json_path", type=Path, help="write one JSON line per processed frame")
-    parser.add_argument("--retry-s", type=_non_negative_float, default=10.0,
-                        help="how long to keep trying a camera or stream that cannot be opened or drops out (default 10 s)")
-    parser.add_argument("--size", type=_frame_size, metavar="WxH",
-                        help="capture size to ask a camera for, e.g. 1280x720 (default: the camera's own)")
+    parser.add_argument(
+        "--retry-s",
+        type=_non_negative_float,
+        default=10.0,
+        help="how long to keep trying a camera or stream that cannot be opened or drops out (default 10 s)",
+    )
+    parser.add_argument(
+        "--size",
+        type=_frame_size,
+        metavar="WxH",
+        help="capture size to ask a camera for, e.g. 1280x720 (default: the camera's own)",
+    )
     parser.add_argument("--max-frames", type=_positive_int, help="stop after this many frames read from the source")
     parser.add_argument("--no-hud", dest="hud", action="store_false", help="no FPS / latency text on the frames")
-    parser.add_argument("--log-every", type=_non_negative_float, default=5.0,
-                        help="headless: a progress line on stderr every this many seconds (0: none; default 5)")
+    parser.add_argument(
+        "--log-every",
+        type=_non_negative_float,
+        default=5.0,
+        help="headless: a progress line on stderr every this many seconds (0: none; default 5)",
+    )
     add_tracking_arguments(parser)
 
 
@@ -209,14 +271,23 @@ def main(args: argparse.Namespace) -> int:
             source.close()
             raise
         options = LiveOptions(
-            headless=args.headless, realtime=args.realtime, fps=args.fps, min_score=args.min_score,
-            low_score=args.low_score, save=args.save, fourcc=args.fourcc, json_path=args.json_path,
-            retry_s=args.retry_s, max_frames=args.max_frames, hud=args.hud, log_every_s=args.log_every,
+            headless=args.headless,
+            realtime=args.realtime,
+            fps=args.fps,
+            min_score=args.min_score,
+            low_score=args.low_score,
+            save=args.save,
+            fourcc=args.fourcc,
+            json_path=args.json_path,
+            retry_s=args.retry_s,
+            max_frames=args.max_frames,
+            hud=args.hud,
+            log_every_s=args.log_every,
             sequence=args.sequence,
         )
         previous = _stop_on_sigterm()
         try:
-            summary = run_live(predictor if pipeline is None else pipeline, source, options)
+            summary = run_live(pipeline, source, options)
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
@@ -234,8 +305,14 @@ def main(args: argparse.Namespace) -> int:
 
 def _load_model(args: argparse.Namespace) -> Predictor:
     try:
-        predictor = load_predictor(args.model, backend=args.backend, device=args.device, threads=args.threads,
-                                   precision=args.precision, flip_test=args.flip_test)
+        predictor = load_predictor(
+            args.model,
+            backend=args.backend,
+            device=args.device,
+            threads=args.threads,
+            precision=args.precision,
+            flip_test=args.flip_test,
+        )
         if predictor.backend == "torch" and args.threads > 0:  # torch is imported already, by its backend
             import torch
 

@@ -1,6 +1,7 @@
 """How the live app reports: its exit codes (``EXIT_*``, listed in ``--help``), the errors it
 reports with a message and an exit code instead of a traceback (``LiveError`` and subclasses), and
 its progress and warning lines on stderr (``log``)."""
+
 from __future__ import annotations
 
 import sys

@@ -1,7 +1,8 @@
 """The live loop: ``run_live`` takes frames from the capture thread through the model to the
 window, the saved video and the JSON lines, and returns the run's ``Summary``; ``LiveOptions`` are
-its settings. The model is a ``Predictor`` (one hand, the whole frame: ``Predictor.predict``) or a
-``handkp.track.MultiHandPipeline`` (several hands, tracked: ``process``).
+its settings. The model is a pipeline of ``handkp.track`` (``process(rgb, t)`` -> the frame's hands,
+``reset()``): a ``SingleHandPipeline`` (one hand, the whole frame) or a ``MultiHandPipeline``
+(several hands, tracked: a detector, crops, the keypoint model, the tracker).
 
 Two ways to hand frames to the model:
 
@@ -13,6 +14,7 @@ Two ways to hand frames to the model:
   and waits for the model; nothing is dropped, so a saved video and the JSON lines cover every
   frame of the file.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from handkp.runtime import Predictor
-from handkp.track import MultiHandPipeline
+from handkp.track import MultiHandPipeline, SingleHandPipeline
 from handkp.viz.colors import MODEL_COLORS
 
 from .capture import Capture, End
@@ -33,7 +34,7 @@ from .errors import EXIT_OK, EXIT_SOURCE_LOST, DisplayError, OutputError, log
 from .outputs import WINDOW_NAME, VideoOut, Window, check_output, display_problem, hand_records, prediction_record
 from .overlay import LOW_SCORE_STYLES, annotate, annotate_hands
 from .sources import FrameSource, open_with_retry
-from .tracking import first_hand, single_hand
+from .tracking import first_hand
 
 
 @dataclass
@@ -92,21 +93,35 @@ class Summary:
         return {**{k: getattr(self, k) for k in self.__dataclass_fields__}, "exit_code": self.exit_code}
 
     def format(self) -> str:
-        how = {"eof": "end of the source", "stopped": "stopped by the user", "max_frames": "--max-frames reached",
-               "lost": "the source failed"}[self.end]
+        how = {
+            "eof": "end of the source",
+            "stopped": "stopped by the user",
+            "max_frames": "--max-frames reached",
+            "lost": "the source failed",
+        }[self.end]
         mode = "latest frame (drops to keep up)" if self.mode == "latest" else "every frame"
         lines = [f"handkp live: {how} - {self.source}, {mode}"]
         if self.message and self.end == "lost":
             lines.append(f"  error: {self.message}")
         extra = f", {self.skipped} unreadable images left out" if self.skipped else ""
-        lines.append(f"  frames: {self.frames} read, {self.processed} processed, {self.dropped} dropped{extra}; "
-                     f"hand found in {self.found}" + (f", detector run on {self.detections}" if self.tracking else ""))
+        lines.append(
+            f"  frames: {self.frames} read, {self.processed} processed, {self.dropped} dropped{extra}; "
+            f"hand found in {self.found}" + (f", detector run on {self.detections}" if self.tracking else "")
+        )
         if self.processed:
-            lines.append(f"  speed: {self.mean_fps:.1f} FPS mean over {self.elapsed_s:.1f} s; latency p50 "
-                         f"{self.latency_p50_ms:.1f} ms, p99 {self.latency_p99_ms:.1f} ms ("
-                         + ("detector + crops + model + decode + tracker)" if self.tracking else "pre-processing + model + decode)"))
+            lines.append(
+                f"  speed: {self.mean_fps:.1f} FPS mean over {self.elapsed_s:.1f} s; latency p50 "
+                f"{self.latency_p50_ms:.1f} ms, p99 {self.latency_p99_ms:.1f} ms ("
+                + (
+                    "detector + crops + model + decode + tracker)"
+                    if self.tracking
+                    else "pre-processing + model + decode)"
+                )
+            )
             if self.age_p50_ms is not None:
-                lines.append(f"  frame age: p50 {self.age_p50_ms:.1f} ms, p99 {self.age_p99_ms:.1f} ms (read -> annotated)")
+                lines.append(
+                    f"  frame age: p50 {self.age_p50_ms:.1f} ms, p99 {self.age_p99_ms:.1f} ms (read -> annotated)"
+                )
         for out in self.outputs:
             lines.append(f"  wrote {out}")
         return "\n".join(lines)
@@ -137,19 +152,33 @@ class _Meter:
         return 1000 * float(np.median(self.latency)) if self.latency else 0.0
 
 
-def _hud(meter: _Meter, dropped: int, index: int, model, pipeline: MultiHandPipeline | None, n_hands: int) -> list[str]:
-    if pipeline is None:
-        status, name = ([] if n_hands else ["no hand"]), f"{model.kind} / {model.backend}"
-    else:
+def _hud(
+    meter: _Meter,
+    dropped: int,
+    index: int,
+    pipeline: SingleHandPipeline | MultiHandPipeline,
+    tracking: bool,
+    n_hands: int,
+) -> list[str]:
+    name = f"{pipeline.predictor.kind} / {pipeline.predictor.backend}"
+    if tracking:
         status = [f"hands {n_hands}/{pipeline.max_hands}" + ("  (detector ran)" if pipeline.detected else "")]
-        name = f"{model.kind} / {model.backend} + detector"
+        name += " + detector"
+    else:
+        status = [] if n_hands else ["no hand"]
     return [f"{meter.fps:.1f} FPS  {meter.latency_ms:.1f} ms", f"frame {index}  dropped {dropped}", *status, name]
 
 
-def run_live(predictor: Predictor | MultiHandPipeline, source: FrameSource, options: LiveOptions | None = None,
-             window: Window | None = None) -> Summary:
+def run_live(
+    pipeline: SingleHandPipeline | MultiHandPipeline,
+    source: FrameSource,
+    options: LiveOptions | None = None,
+    window: Window | None = None,
+) -> Summary:
     """Runs the app until the source ends, fails or the user stops it; returns the summary.
-    ``predictor``: a Predictor (one hand, the whole frame) or a MultiHandPipeline (tracking).
+    ``pipeline``: a SingleHandPipeline (no detector: one hand, the whole frame, drawn in the model's
+    colour with its score bars) or a MultiHandPipeline (a detector: tracking, each hand drawn in its
+    id's colour, ``detected`` in the JSON lines).
 
     Opens ``source`` (a live one retried for ``options.retry_s`` s) unless it is already open.
     Raises SourceError (cannot open), OutputError or DisplayError; a failure mid-stream is a
@@ -173,16 +202,18 @@ def run_live(predictor: Predictor | MultiHandPipeline, source: FrameSource, opti
     # frame is shown in a window (no faster than native, slower when the model is); a headless
     # every-frame run goes as fast as the model allows.
     pace = None if source.live else native_fps if (opt.realtime or window is not None) else None
-    capture = Capture(source, latest=latest, pace_fps=pace, retry_s=opt.retry_s, max_frames=opt.max_frames,
-                      time_fps=native_fps)
-    pipeline = predictor if isinstance(predictor, MultiHandPipeline) else None
-    model = pipeline.predictor if pipeline is not None else predictor
-    separate = pipeline is not None and source.unrelated and not opt.sequence
+    capture = Capture(
+        source, latest=latest, pace_fps=pace, retry_s=opt.retry_s, max_frames=opt.max_frames, time_fps=native_fps
+    )
+    tracking = pipeline.detector is not None
+    separate = tracking and source.unrelated and not opt.sequence
     if separate:
-        log(f"{source.name}: each image on its own (the detector on every image, no tracking or smoothing across "
-            "images, ids from 0 in each); --sequence if the images are the frames of one video")
-    summary = Summary(source=source.name, mode="latest" if latest else "every", end="eof", tracking=pipeline is not None)
-    color = MODEL_COLORS.get(model.kind, MODEL_COLORS["heatmap"])
+        log(
+            f"{source.name}: each image on its own (the detector on every image, no tracking or smoothing across "
+            "images, ids from 0 in each); --sequence if the images are the frames of one video"
+        )
+    summary = Summary(source=source.name, mode="latest" if latest else "every", end="eof", tracking=tracking)
+    color = MODEL_COLORS.get(pipeline.predictor.kind, MODEL_COLORS["heatmap"])
     video = VideoOut(opt.save, native_fps, opt.fourcc) if opt.save else None
     try:
         # line-buffered: `tail -f` sees each frame, and a killed run keeps every line written
@@ -213,15 +244,11 @@ def run_live(predictor: Predictor | MultiHandPipeline, source: FrameSource, opti
             if t_first is None:
                 t_first = t0
             rgb = cv2.cvtColor(item.image, cv2.COLOR_BGR2RGB)
-            if pipeline is None:
-                pred = predictor.predict(rgb)
-                hands = single_hand(pred)
-            else:
-                if separate:
-                    pipeline.reset()
-                hands = pipeline.process(rgb, item.time_s)
-                pred = first_hand(hands)
-                summary.detections += int(pipeline.detected)
+            if separate:
+                pipeline.reset()
+            hands = pipeline.process(rgb, item.time_s)
+            pred = first_hand(hands)
+            summary.detections += int(pipeline.detected)
             t1 = time.perf_counter()
             latencies.append(t1 - t0)
             ages.append(t1 - item.t_capture)
@@ -230,16 +257,24 @@ def run_live(predictor: Predictor | MultiHandPipeline, source: FrameSource, opti
             summary.found += int(pred.found)
             if jsonl is not None:
                 record = {**prediction_record(item, pred, 1000 * (t1 - t0)), "hands": hand_records(hands)}
-                if pipeline is not None:
+                if tracking:
                     record["detected"] = pipeline.detected
                 jsonl.write(json.dumps(record) + "\n")
                 summary.json_lines += 1
             if video is not None or window is not None:
-                hud = _hud(meter, item.index + 1 - summary.processed, item.index, model, pipeline, len(hands)) if opt.hud else None
-                if pipeline is None:
-                    annotated = annotate(item.image, pred, color=color, min_score=opt.min_score, low_score=opt.low_score, hud=hud)
+                hud = (
+                    _hud(meter, item.index + 1 - summary.processed, item.index, pipeline, tracking, len(hands))
+                    if opt.hud
+                    else None
+                )
+                if tracking:
+                    annotated = annotate_hands(
+                        item.image, hands, min_score=opt.min_score, low_score=opt.low_score, hud=hud
+                    )
                 else:
-                    annotated = annotate_hands(item.image, hands, min_score=opt.min_score, low_score=opt.low_score, hud=hud)
+                    annotated = annotate(
+                        item.image, pred, color=color, min_score=opt.min_score, low_score=opt.low_score, hud=hud
+                    )
                 if video is not None:
                     if latest and last_annotated is not None:  # hold the last result over the dropped frames
                         video.write(last_annotated, item.index - last_written - 1)
@@ -251,8 +286,10 @@ def run_live(predictor: Predictor | MultiHandPipeline, source: FrameSource, opti
             t_last = time.perf_counter()
             if opt.headless and opt.log_every_s > 0 and t_last - t_log >= opt.log_every_s:
                 t_log = t_last
-                log(f"{capture.read_count} frames read, {summary.processed} processed, {meter.fps:.1f} FPS, "
-                     f"latency {meter.latency_ms:.1f} ms")
+                log(
+                    f"{capture.read_count} frames read, {summary.processed} processed, {meter.fps:.1f} FPS, "
+                    f"latency {meter.latency_ms:.1f} ms"
+                )
     except KeyboardInterrupt:
         summary.end = "stopped"
     finally:

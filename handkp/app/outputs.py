@@ -1,6 +1,7 @@
 """Where the results go: the window (``Window``; ``display_problem`` tells why none can open), the
 annotated video (``VideoOut``, ``--save``) and the JSON lines (``prediction_record`` and
 ``hand_records``, ``--json``)."""
+
 from __future__ import annotations
 
 import math
@@ -29,13 +30,17 @@ def display_problem() -> str | None:
     info = cv2.getBuildInformation()
     gui = re.search(r"^\s*GUI:\s*(\S+)", info, re.MULTILINE)
     if gui and gui.group(1).upper() == "NONE" or not hasattr(cv2, "imshow"):
-        return ("this OpenCV build has no GUI support (opencv-python-headless, or a build without GTK/Qt), "
-                "so no window can be opened. Run with --headless (and --save out.mp4 / --json out.jsonl), or "
-                "install a GUI build: pip uninstall opencv-python-headless && pip install opencv-python")
+        return (
+            "this OpenCV build has no GUI support (opencv-python-headless, or a build without GTK/Qt), "
+            "so no window can be opened. Run with --headless (and --save out.mp4 / --json out.jsonl), or "
+            "install a GUI build: pip uninstall opencv-python-headless && pip install opencv-python"
+        )
     if sys.platform.startswith("linux"):
         display, wayland = os.environ.get("DISPLAY", ""), os.environ.get("WAYLAND_DISPLAY", "")
-        hint = ("Run with --headless (and --save out.mp4 / --json out.jsonl), or on the device's own screen "
-                "(export DISPLAY=:0 with a desktop session running there), or over ssh -X")
+        hint = (
+            "Run with --headless (and --save out.mp4 / --json out.jsonl), or on the device's own screen "
+            "(export DISPLAY=:0 with a desktop session running there), or over ssh -X"
+        )
         if not display and not wayland:
             return f"no display (DISPLAY is not set, e.g. an SSH session), so no window can be opened. {hint}"
         if display and not wayland and not _x_display_reachable(display):
@@ -55,7 +60,7 @@ def _x_display_reachable(display: str, timeout_s: float = 1.0) -> bool:
     if host.startswith("/"):
         return True
     if host in ("", "unix"):
-        for address in ("\0/tmp/.X11-unix/X%d" % num, "/tmp/.X11-unix/X%d" % num):
+        for address in (f"\0/tmp/.X11-unix/X{num}", f"/tmp/.X11-unix/X{num}"):
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(timeout_s)
                 try:
@@ -86,8 +91,9 @@ class Window:
                 k = max(1, math.ceil(480 / max(h, w)))
                 cv2.resizeWindow(self.name, w * k, h * k)
             except cv2.error as err:
-                raise DisplayError(f"cannot open a window ({str(err).strip()}); "
-                                   "run with --headless, or install opencv-python") from err
+                raise DisplayError(
+                    f"cannot open a window ({str(err).strip()}); run with --headless, or install opencv-python"
+                ) from err
             self.opened = True
         cv2.imshow(self.name, bgr)
         return self.poll()
@@ -121,8 +127,10 @@ class VideoOut:
         self.path, self.fps = Path(path), fps
         code = fourcc or VIDEO_FOURCC.get(self.path.suffix.lower())
         if not code or len(code) != 4:
-            raise OutputError(f"{path}: cannot tell the video codec from the suffix '{self.path.suffix}'; "
-                              f"use one of {', '.join(VIDEO_FOURCC)} or --fourcc XXXX")
+            raise OutputError(
+                f"{path}: cannot tell the video codec from the suffix '{self.path.suffix}'; "
+                f"use one of {', '.join(VIDEO_FOURCC)} or --fourcc XXXX"
+            )
         self.fourcc = code
         self.writer = None
         self.size: tuple[int, int] | None = None
@@ -136,8 +144,10 @@ class VideoOut:
             self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h))
             if not self.writer.isOpened():
                 self.writer = None
-                raise OutputError(f"{self.path}: cannot write a video ({self.fourcc}, {w}x{h}); try another suffix "
-                                  "(.mp4, .avi) or --fourcc")
+                raise OutputError(
+                    f"{self.path}: cannot write a video ({self.fourcc}, {w}x{h}); try another suffix "
+                    "(.mp4, .avi) or --fourcc"
+                )
             if self.fourcc == "MJPG":
                 self.writer.set(cv2.VIDEOWRITER_PROP_QUALITY, 95)
             self.size = (w, h)
@@ -170,7 +180,11 @@ def prediction_record(frame: Frame, pred: Prediction, latency_ms: float) -> dict
     """One JSON line: ``frame`` (index in the source), ``time_s`` (source time), ``timestamp``
     (unix time when read), ``image`` (folder sources), ``found``, ``keypoints`` ([[x, y]] × 21,
     px in the frame; null when not found), ``scores`` (21), ``latency_ms``."""
-    record: dict[str, Any] = {"frame": frame.index, "time_s": round(frame.time_s, 6), "timestamp": round(frame.timestamp, 6)}
+    record: dict[str, Any] = {
+        "frame": frame.index,
+        "time_s": round(frame.time_s, 6),
+        "timestamp": round(frame.timestamp, 6),
+    }
     if frame.name is not None:
         record["image"] = frame.name
     record["found"] = bool(pred.found)
@@ -184,10 +198,16 @@ def prediction_record(frame: Frame, pred: Prediction, latency_ms: float) -> dict
 def hand_records(hands: list[TrackedHand]) -> list[dict]:
     """A frame's ``hands`` field: per hand ``id``, ``box`` ([x0, y0, x1, y1] px: its keypoints'
     extent), ``keypoints`` ([[x, y]] × 21 px in the frame), ``scores`` (21) and ``presence``."""
-    return [{"id": int(h.id), "box": [_finite(v) for v in np.asarray(h.box, dtype=np.float64)],
-             "keypoints": [[_finite(x), _finite(y)] for x, y in np.asarray(h.keypoints, dtype=np.float64)],
-             "scores": [_finite(s) for s in np.asarray(h.scores, dtype=np.float64)],
-             "presence": _finite(float(h.presence))} for h in hands]
+    return [
+        {
+            "id": int(h.id),
+            "box": [_finite(v) for v in np.asarray(h.box, dtype=np.float64)],
+            "keypoints": [[_finite(x), _finite(y)] for x, y in np.asarray(h.keypoints, dtype=np.float64)],
+            "scores": [_finite(s) for s in np.asarray(h.scores, dtype=np.float64)],
+            "presence": _finite(float(h.presence)),
+        }
+        for h in hands
+    ]
 
 
 def _finite(v: float) -> float | None:

@@ -1,6 +1,7 @@
 """Drawing on the live frames: the skeleton (``handkp.viz.draw_skeleton``), a bar per keypoint
 score and the HUD text (``annotate``: one hand); several tracked hands, each in its id's colour with
 its box and a label (``annotate_hands``)."""
+
 from __future__ import annotations
 
 import cv2
@@ -28,16 +29,31 @@ def _sizes(img: np.ndarray) -> tuple[float, int, int]:
     return f, max(1, round(2 * f)), max(2, round(3 * f))
 
 
-def _draw_hand(img: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, bgr_color: tuple[int, int, int],
-               min_score: float, low_score: str, thickness: int, radius: int) -> np.ndarray:
+def _draw_hand(
+    img: np.ndarray,
+    keypoints: np.ndarray,
+    scores: np.ndarray,
+    bgr_color: tuple[int, int, int],
+    min_score: float,
+    low_score: str,
+    thickness: int,
+    radius: int,
+) -> np.ndarray:
     """A new image with the skeleton; keypoints below ``min_score`` faint or hidden."""
     if low_score == "faint" and min_score > 0 and np.any(scores < min_score):
         img = draw_skeleton(img, keypoints, None, bgr_color, thickness=thickness, radius=radius, alpha=FAINT_ALPHA)
     return draw_skeleton(img, keypoints, scores, bgr_color, min_score=min_score, thickness=thickness, radius=radius)
 
 
-def annotate(bgr: np.ndarray, pred: Prediction, *, color: str, min_score: float = 0.3,
-             low_score: str = "faint", hud: list[str] | None = None) -> np.ndarray:
+def annotate(
+    bgr: np.ndarray,
+    pred: Prediction,
+    *,
+    color: str,
+    min_score: float = 0.3,
+    low_score: str = "faint",
+    hud: list[str] | None = None,
+) -> np.ndarray:
     """A copy of a BGR frame with the skeleton (``draw_skeleton``; keypoints scoring below
     ``min_score`` faint or hidden), a bar per keypoint score (bottom left; grey below
     ``min_score``, the tick marks ``min_score``) and ``hud`` text lines (top left)."""
@@ -53,8 +69,14 @@ def annotate(bgr: np.ndarray, pred: Prediction, *, color: str, min_score: float 
     return out
 
 
-def annotate_hands(bgr: np.ndarray, hands: list[TrackedHand], *, min_score: float = 0.3, low_score: str = "faint",
-                   hud: list[str] | None = None) -> np.ndarray:
+def annotate_hands(
+    bgr: np.ndarray,
+    hands: list[TrackedHand],
+    *,
+    min_score: float = 0.3,
+    low_score: str = "faint",
+    hud: list[str] | None = None,
+) -> np.ndarray:
     """A copy of a BGR frame with each tracked hand in its id's colour (``hand_color``): the
     skeleton (as ``annotate``), its box and a label ``#id presence`` above the box; ``hud`` text
     lines top left. No hands: the frame and the HUD only."""
@@ -76,7 +98,9 @@ def annotate_hands(bgr: np.ndarray, hands: list[TrackedHand], *, min_score: floa
     return out
 
 
-def _draw_score_bars(img: np.ndarray, pred: Prediction, color: tuple[int, int, int], min_score: float, f: float) -> None:
+def _draw_score_bars(
+    img: np.ndarray, pred: Prediction, color: tuple[int, int, int], min_score: float, f: float
+) -> None:
     h, w = img.shape[:2]
     bar_w, gap, top_h, margin = max(2, round(3 * f)), 1, max(16, round(32 * f)), max(3, round(4 * f))
     width = NUM_KEYPOINTS * (bar_w + gap) - gap
@@ -84,7 +108,7 @@ def _draw_score_bars(img: np.ndarray, pred: Prediction, color: tuple[int, int, i
     y0 = y1 - top_h
     if x0 + width + margin > w or y0 - margin < 0:
         return  # too small a frame for the bars
-    roi = img[y0 - 2:y1 + 2, x0 - 2:x0 + width + 2]
+    roi = img[y0 - 2 : y1 + 2, x0 - 2 : x0 + width + 2]
     roi[:] = (roi.astype(np.uint16) // 3).astype(np.uint8)  # darkened backdrop
     if not pred.found:
         return

@@ -1,6 +1,7 @@
 """Where frames come from: a camera, a video file, a stream URL, a GStreamer pipeline or an image
 folder (``open_source`` reads the ``--source`` text), and ``open_with_retry`` for live sources that
 are not there yet."""
+
 from __future__ import annotations
 
 import math
@@ -9,8 +10,9 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -60,8 +62,15 @@ class VideoSource(FrameSource):
     ``opener``: a callable returning a capture-like object (``isOpened``, ``read``, ``get``,
     ``release``), instead of ``cv2.VideoCapture(target, api)``; tests use it to inject failures."""
 
-    def __init__(self, target: int | str, name: str, live: bool, api: int = cv2.CAP_ANY,
-                 opener: Callable[[], Any] | None = None, params: list[int] | None = None):
+    def __init__(
+        self,
+        target: int | str,
+        name: str,
+        live: bool,
+        api: int = cv2.CAP_ANY,
+        opener: Callable[[], Any] | None = None,
+        params: list[int] | None = None,
+    ):
         self.target, self.name, self.live, self.api = target, name, live, api
         self.opener, self.params = opener, params or []
         self.cap = None
@@ -166,7 +175,7 @@ def open_source(spec: str) -> FrameSource:
     if "!" in spec and "appsink" in spec:
         return VideoSource(spec, "GStreamer pipeline", live=True, api=cv2.CAP_GSTREAMER)
     if spec.lower().startswith("file://"):
-        spec = spec[len("file://"):]
+        spec = spec[len("file://") :]
     path = Path(spec).expanduser()
     if spec.startswith("/dev/video"):
         if not path.exists():

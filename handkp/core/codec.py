@@ -9,6 +9,7 @@ and decode use that one mapping, so a round trip has no half-pixel bias.
 Decoding follows DARK (Zhang et al., CVPR 2020): argmax, then one Newton step on the
 log-heatmap for the sub-cell offset, its derivatives from a weighted quadratic fit around the peak.
 """
+
 from __future__ import annotations
 
 import functools
@@ -52,8 +53,10 @@ class HeatmapCodec:
 
     def empty(self, num_keypoints: int) -> tuple[np.ndarray, np.ndarray]:
         """The targets of an image without a hand: all-zero heatmaps (K, H, H), every weight 1."""
-        return (np.zeros((num_keypoints, self.heatmap_size, self.heatmap_size), np.float32),
-                np.ones(num_keypoints, np.float32))
+        return (
+            np.zeros((num_keypoints, self.heatmap_size, self.heatmap_size), np.float32),
+            np.ones(num_keypoints, np.float32),
+        )
 
     # ---- decode -------------------------------------------------------------------------
     def decode(self, heatmaps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -116,4 +119,6 @@ def codec_for_model(model_cfg: dict, codec_cfg: dict, input_size: int = 224) -> 
     """The codec matching a model built from ``model_cfg``: the heatmap side follows from the
     number of ×2 upsampling steps on MobileNetV3's stride-32 features."""
     steps = int(model_cfg["deconv_layers"])
-    return HeatmapCodec(input_size=input_size, heatmap_size=input_size * 2**steps // 32, sigma=float(codec_cfg["sigma"]))
+    return HeatmapCodec(
+        input_size=input_size, heatmap_size=input_size * 2**steps // 32, sigma=float(codec_cfg["sigma"])
+    )

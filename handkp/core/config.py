@@ -1,4 +1,5 @@
 """Reading params.yaml, and running a stage script."""
+
 from __future__ import annotations
 
 import sys
@@ -8,15 +9,16 @@ from typing import Callable
 import yaml
 
 from .errors import HandkpError
+from .paths import PARAMS
 
 
-def load_params(path: str | Path = "params.yaml") -> dict:
+def load_params(path: str | Path = PARAMS) -> dict:
     """The whole params file as a dict."""
     with open(path) as f:
         return yaml.safe_load(f)
 
 
-def run_stage(name: str, stage: Callable[[dict], object], params_path: str | Path = "params.yaml") -> None:
+def run_stage(name: str, stage: Callable[[dict], object], params_path: str | Path = PARAMS) -> None:
     """A stage script's ``main``: runs ``stage(params)``; a HandkpError ends the process with its
     message (no traceback) and a non-zero status."""
     try:

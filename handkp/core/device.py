@@ -2,6 +2,7 @@
 
 Imports torch only when asked, so runtime code without torch (ONNX Runtime on a Jetson or in
 the live app) can use it: without torch there is no CUDA device here."""
+
 from __future__ import annotations
 
 import platform

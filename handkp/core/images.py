@@ -1,4 +1,5 @@
 """Image conventions shared by training, evaluation and every runtime."""
+
 from __future__ import annotations
 
 from pathlib import Path

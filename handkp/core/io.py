@@ -7,6 +7,7 @@
 A reader (or an interrupted run) never sees a half-written file: the rename is atomic on one
 file system, and a failure inside the block removes the temporary file.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -5,6 +5,7 @@ PCK@X px is the fraction of visible ground-truth keypoints whose prediction lies
 A keypoint without a prediction (its image had no detection) is a miss at every threshold and
 is left out of the end-point errors, which are over predicted keypoints only.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,9 +22,13 @@ def keypoint_errors(gt: pl.DataFrame, pred: pl.DataFrame) -> pl.DataFrame:
     """Visible ground-truth keypoints joined with their predictions: ``image, keypoint,
     error_px`` (null where the image has no prediction)."""
     visible = gt.filter(pl.col("visibility") > 0).select("image", "keypoint", "x", "y")
-    p = pred.select("image", pl.col("keypoint").cast(visible["keypoint"].dtype), pl.col("x").alias("px"), pl.col("y").alias("py"))
+    p = pred.select(
+        "image", pl.col("keypoint").cast(visible["keypoint"].dtype), pl.col("x").alias("px"), pl.col("y").alias("py")
+    )
     return visible.join(p, on=["image", "keypoint"], how="left").select(
-        "image", "keypoint", (((pl.col("px") - pl.col("x")) ** 2 + (pl.col("py") - pl.col("y")) ** 2).sqrt()).alias("error_px")
+        "image",
+        "keypoint",
+        (((pl.col("px") - pl.col("x")) ** 2 + (pl.col("py") - pl.col("y")) ** 2).sqrt()).alias("error_px"),
     )
 
 
@@ -34,7 +39,9 @@ def pck(errors: np.ndarray, threshold_px: float) -> float:
     return float(np.mean(np.nan_to_num(errors, nan=np.inf) <= threshold_px))
 
 
-def compute_metrics(gt: pl.DataFrame, pred: pl.DataFrame, thresholds=THRESHOLDS_PX) -> tuple[dict, pl.DataFrame, pl.DataFrame]:
+def compute_metrics(
+    gt: pl.DataFrame, pred: pl.DataFrame, thresholds=THRESHOLDS_PX
+) -> tuple[dict, pl.DataFrame, pl.DataFrame]:
     """Returns (flat metrics dict, PCK curve table ``threshold_px, pck``, per-keypoint table).
 
     gt: ``image, keypoint, x, y, visibility`` of the evaluated split; pred: ``image, keypoint, x, y, score``.

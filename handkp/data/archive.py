@@ -14,6 +14,7 @@ YOLO image lists). DVC tracks this one file instead of ~27,000, so `dvc status` 
         images = archive.files("val", "images")       # stem -> member name
         jpeg = archive.read(images["IMG_00000823"])   # bytes
 """
+
 from __future__ import annotations
 
 import zipfile

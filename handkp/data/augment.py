@@ -9,6 +9,7 @@ Gaussian blur, motion blur, sensor noise, JPEG artefacts. Occlusion: a rectangle
 colour over part of the hand (the keypoints under it keep their labels). Every operation takes
 its randomness from the ``rng`` it is given, so a sample is a function of its seed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,8 +54,9 @@ class AugmentConfig:
 
 
 # ---- geometry ---------------------------------------------------------------------------------
-def affine(size: int, angle_deg: float = 0.0, scale: float = 1.0, shift: tuple[float, float] = (0.0, 0.0),
-           mirror: bool = False) -> np.ndarray:
+def affine(
+    size: int, angle_deg: float = 0.0, scale: float = 1.0, shift: tuple[float, float] = (0.0, 0.0), mirror: bool = False
+) -> np.ndarray:
     """A 2×3 matrix mapping source pixel centres to destination pixel centres: rotation by
     ``angle_deg`` (counter-clockwise) and zoom about the image centre, a shift in px, then an
     optional horizontal mirror."""
@@ -84,7 +86,9 @@ def warp_keypoints(keypoints: np.ndarray, m: np.ndarray) -> np.ndarray:
 def warp(image: np.ndarray, keypoints: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Image (S, S, 3) and keypoints (K, 2) px through the affine ``m``; outside is BORDER_RGB."""
     size = image.shape[0]
-    out = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=BORDER_RGB)
+    out = cv2.warpAffine(
+        image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=BORDER_RGB
+    )
     return out, warp_keypoints(keypoints, m).astype(np.float32)
 
 
@@ -169,7 +173,9 @@ def happens(probability: float, rng: np.random.Generator) -> bool:
     return probability > 0 and rng.random() < probability
 
 
-def augment(image: np.ndarray, keypoints: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def augment(
+    image: np.ndarray, keypoints: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """RGB uint8 (S, S, 3) and keypoints (K, 2) px -> augmented copies (same shapes): the warp,
     then occlusion, then the photometric and sensor operations in the order a camera applies
     them (scene light, optics, sensor, compression)."""
@@ -194,7 +200,9 @@ def augment(image: np.ndarray, keypoints: np.ndarray, cfg: AugmentConfig, rng: n
 
 
 # ---- the robustness conditions ----------------------------------------------------------------
-def perturb(condition: str, image: np.ndarray, keypoints: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def perturb(
+    condition: str, image: np.ndarray, keypoints: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """One named condition of ``CONDITIONS`` at its fixed strength (random parts, such as the
     occluder's place or the noise, from ``rng``); keypoints transformed exactly with the image."""
     size = image.shape[0]
@@ -208,9 +216,12 @@ def perturb(condition: str, image: np.ndarray, keypoints: np.ndarray, rng: np.ra
     if kind == "mirror":
         return warp(image, keypoints, affine(size, mirror=True))
     ops = {
-        "low_light": lambda: dim(image, value), "gamma": lambda: adjust_gamma(image, value),
-        "noise": lambda: sensor_noise(image, value, rng), "motion_blur": lambda: motion_blur(image, int(value), 30.0),
-        "jpeg": lambda: jpeg_artefacts(image, int(value)), "occlusion": lambda: occlude(image, keypoints, value, rng),
+        "low_light": lambda: dim(image, value),
+        "gamma": lambda: adjust_gamma(image, value),
+        "noise": lambda: sensor_noise(image, value, rng),
+        "motion_blur": lambda: motion_blur(image, int(value), 30.0),
+        "jpeg": lambda: jpeg_artefacts(image, int(value)),
+        "occlusion": lambda: occlude(image, keypoints, value, rng),
         "none": lambda: image,
     }
     return ops[kind](), keypoints.astype(np.float32)

@@ -1,6 +1,8 @@
 """The decoded-image cache: every validated image of a split decoded once into one uint8 array,
 ``data/images/<split>.npy`` (N, S, S, 3) RGB, rows in the keypoint table's image order, plus
-``data/images/index.json`` (split -> image names).
+``data/images/index.json`` (split -> image names), and ``data/images/checksums.json`` (each of
+those files -> its sha256): the small file the stages downstream of prepare depend on, so that
+``dvc status`` reads a few hundred bytes for them instead of hashing the 4 GB cache per stage.
 
 Training, evaluation and the report read pixels from here (memory-mapped, no JPEG decode per
 epoch). The pixels are exactly those of ``handkp.core.images.decode_rgb`` on the JPEGs of the
@@ -10,6 +12,7 @@ dataset archive (``handkp.data.archive``), the same as ``read_rgb`` on the files
     names, pixels = cache.split("val")      # list of names, (N, S, S, 3) uint8 memory map
     rgb = cache.read("hand-keypoints/val/images/IMG_00000823.jpg")
 """
+
 from __future__ import annotations
 
 import json
@@ -22,11 +25,12 @@ from tqdm import tqdm
 
 from ..core.errors import HandkpError
 from ..core.images import decode_rgb
-from ..core.io import atomic_path, write_json
+from ..core.io import atomic_path, sha256_file, write_json
 from .archive import DatasetArchive
 
 SPLITS = ("train", "dev", "val")
 INDEX_FILE = "index.json"
+CHECKSUM_FILE = "checksums.json"
 
 
 class CacheError(HandkpError):
@@ -38,10 +42,12 @@ def split_names(table: pl.DataFrame, split: str) -> list[str]:
     return table.filter(pl.col("split") == split)["image"].unique().sort().to_list()
 
 
-def write_image_cache(table: pl.DataFrame, archive: DatasetArchive, out_dir: str | Path, image_size: int) -> dict[str, int]:
+def write_image_cache(
+    table: pl.DataFrame, archive: DatasetArchive, out_dir: str | Path, image_size: int
+) -> dict[str, int]:
     """Decodes every image of the table, read from the dataset ``archive``, once into
-    ``out_dir/<split>.npy``; each file is written whole or not at all. Returns the number of
-    images per split."""
+    ``out_dir/<split>.npy``; each file is written whole or not at all, and its sha256 goes to
+    ``out_dir/checksums.json`` (written last). Returns the number of images per split."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     index = {}
@@ -55,6 +61,8 @@ def write_image_cache(table: pl.DataFrame, archive: DatasetArchive, out_dir: str
             del pixels
         index[split] = names
     write_json(out_dir / INDEX_FILE, index)
+    files = [f"{split}.npy" for split in SPLITS] + [INDEX_FILE]
+    write_json(out_dir / CHECKSUM_FILE, {name: sha256_file(out_dir / name) for name in files})
     return {split: len(names) for split, names in index.items()}
 
 
@@ -81,7 +89,9 @@ class ImageCache:
             except (OSError, ValueError) as err:
                 raise CacheError(f"{path}: unreadable image cache ({err}); run dvc repro prepare") from err
             if pixels.shape[0] != len(self.index[split]):
-                raise CacheError(f"{path}: {pixels.shape[0]} images, the index lists {len(self.index[split])}; run dvc repro prepare")
+                raise CacheError(
+                    f"{path}: {pixels.shape[0]} images, the index lists {len(self.index[split])}; run dvc repro prepare"
+                )
             self._arrays[split] = pixels
         return self.index[split], self._arrays[split]
 

@@ -1,8 +1,10 @@
 """The YOLO-pose dataset: validation, the quality report and the keypoint tables.
 
 Read from the dataset archive (``handkp.data.archive``): ``hand-keypoints/{train,val}/images/*.jpg``
-and ``hand-keypoints/{train,val}/labels/*.txt``; one line per hand: ``class cx cy w h`` then 21 × ``x y visibility``, all normalised to the image.
+and ``hand-keypoints/{train,val}/labels/*.txt``; one line per hand: ``class cx cy w h`` then
+21 × ``x y visibility``, all normalised to the image.
 """
+
 from __future__ import annotations
 
 import io
@@ -48,7 +50,9 @@ def parse_label(text: str, image_size: int, max_hands: int) -> tuple[np.ndarray,
         raise ValueError(f"{len(lines)} hands, expected at most {max_hands}")
     fields = lines[0].split()
     if len(fields) != FIELDS_PER_HAND:
-        raise ValueError(f"{len(fields)} fields, expected {FIELDS_PER_HAND} (class, box, {NUM_KEYPOINTS} × x y visibility)")
+        raise ValueError(
+            f"{len(fields)} fields, expected {FIELDS_PER_HAND} (class, box, {NUM_KEYPOINTS} × x y visibility)"
+        )
     try:
         values = [float(f) for f in fields]
     except ValueError:
@@ -87,7 +91,9 @@ def check_image(data: bytes, image_size: int) -> None:
         raise ValueError(f"image is {size[0]}×{size[1]}, expected {image_size}×{image_size}")
 
 
-def validate_split(archive: DatasetArchive, split: str, image_size: int, max_hands: int) -> tuple[list[Sample], list[dict]]:
+def validate_split(
+    archive: DatasetArchive, split: str, image_size: int, max_hands: int
+) -> tuple[list[Sample], list[dict]]:
     """Checks every image and label of a split. Returns the valid samples and the bad ones
     as ``{"path", "split", "reason"}`` (paths: member names of the archive)."""
     images, labels = archive.files(split, "images"), archive.files(split, "labels")
@@ -126,7 +132,10 @@ def check_quality(report: dict, archive: Path, max_bad_fraction: float) -> None:
     checked, kept = report["checked"], report["kept"]
     for split in SPLITS:
         if kept[split] == 0:
-            raise DataError(f"{archive}: no valid sample in the {split} split ({checked[split]} checked); see reports/data_quality.json")
+            raise DataError(
+                f"{archive}: no valid sample in the {split} split ({checked[split]} checked); "
+                "see reports/data_quality.json"
+            )
         fraction = 1 - kept[split] / checked[split]
         if fraction > max_bad_fraction:
             raise DataError(
@@ -147,10 +156,21 @@ def keypoint_table(samples: list[Sample], dev_fraction: float, seed: int) -> pl.
         for k in range(NUM_KEYPOINTS):
             for key, value in zip(rows, (s.image, split, k, *s.keypoints[k, :2], int(s.keypoints[k, 2]), *s.box)):
                 rows[key].append(value)
-    return pl.DataFrame(rows, schema={
-        "image": pl.String, "split": pl.String, "keypoint": pl.Int8, "x": pl.Float32, "y": pl.Float32,
-        "visibility": pl.Int8, "box_cx": pl.Float32, "box_cy": pl.Float32, "box_w": pl.Float32, "box_h": pl.Float32,
-    })
+    return pl.DataFrame(
+        rows,
+        schema={
+            "image": pl.String,
+            "split": pl.String,
+            "keypoint": pl.Int8,
+            "x": pl.Float32,
+            "y": pl.Float32,
+            "visibility": pl.Int8,
+            "box_cx": pl.Float32,
+            "box_cy": pl.Float32,
+            "box_w": pl.Float32,
+            "box_h": pl.Float32,
+        },
+    )
 
 
 def split_arrays(table: pl.DataFrame, split: str) -> tuple[list[str], np.ndarray]:
@@ -179,5 +199,7 @@ def run_prepare(params: dict) -> None:
         with atomic_path(PREPARED_TABLE) as tmp:
             table.write_parquet(tmp)
         counts = write_image_cache(table, archive, IMAGE_CACHE, data["image_size"])
-    print(f"kept {report['kept']} of {report['checked']} images; {report['bad_count']} left out (see {DATA_QUALITY}); "
-          f"image cache {IMAGE_CACHE}: {counts}")
+    print(
+        f"kept {report['kept']} of {report['checked']} images; {report['bad_count']} left out (see {DATA_QUALITY}); "
+        f"image cache {IMAGE_CACHE}: {counts}"
+    )

@@ -1,6 +1,7 @@
 """Getting the dataset: download (with a progress bar) or a local zip/folder, checked (unsafe
 or oversized archives refused) and packed into data/raw.zip (``handkp.data.archive``), an
 output that appears only when complete."""
+
 from __future__ import annotations
 
 import contextlib
@@ -40,8 +41,13 @@ def download(url: str, dest: Path, max_bytes: int, timeout_s: float = 30.0) -> N
         with urllib.request.urlopen(url, timeout=timeout_s) as response, open(dest, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0)
             if total > max_bytes:
-                raise FetchError(f"{url}: the archive is {total / 2**20:.0f} MiB, over the limit of {max_bytes / 2**20:.0f} MiB (data.max_archive_mb)")
-            with tqdm(total=total or None, unit="B", unit_scale=True, desc=f"download {PurePosixPath(url).name}") as bar:
+                raise FetchError(
+                    f"{url}: the archive is {total / 2**20:.0f} MiB, "
+                    f"over the limit of {max_bytes / 2**20:.0f} MiB (data.max_archive_mb)"
+                )
+            with tqdm(
+                total=total or None, unit="B", unit_scale=True, desc=f"download {PurePosixPath(url).name}"
+            ) as bar:
                 done = 0
                 while chunk := response.read(1 << 20):
                     done += len(chunk)
@@ -86,7 +92,10 @@ def check_zip_entries(archive: Path, zf: zipfile.ZipFile, max_bytes: int) -> Non
             raise FetchError(f"{archive}: entry '{name}' is a symbolic link; refusing the archive")
         total += info.file_size
     if total > max_bytes:
-        raise FetchError(f"{archive}: holds {total / 2**20:.0f} MiB uncompressed, over the limit of {max_bytes / 2**20:.0f} MiB (data.max_archive_mb)")
+        raise FetchError(
+            f"{archive}: holds {total / 2**20:.0f} MiB uncompressed, "
+            f"over the limit of {max_bytes / 2**20:.0f} MiB (data.max_archive_mb)"
+        )
 
 
 def dataset_prefix(archive: Path, names: list[str]) -> str:
@@ -96,7 +105,9 @@ def dataset_prefix(archive: Path, names: list[str]) -> str:
     for prefix in ("", f"{DATASET_DIR}/", *tops):
         if all(any(n.startswith(f"{prefix}{split}/images/") for n in names) for split in SPLITS):
             return prefix
-    raise FetchError(f"{archive}: no dataset found (expected train/images/ and val/images/, optionally under {DATASET_DIR}/)")
+    raise FetchError(
+        f"{archive}: no dataset found (expected train/images/ and val/images/, optionally under {DATASET_DIR}/)"
+    )
 
 
 def _is_dataset_file(kind: str, file_name: str) -> bool:
@@ -111,7 +122,7 @@ def dataset_members(source: Path, names: list[str]) -> dict[str, str]:
     prefix = dataset_prefix(source, names)
     out = {}
     for name in names:
-        parts = PurePosixPath(name[len(prefix):]).parts if name.startswith(prefix) else ()
+        parts = PurePosixPath(name[len(prefix) :]).parts if name.startswith(prefix) else ()
         if len(parts) == 3 and parts[0] in SPLITS and parts[1] in KINDS and _is_dataset_file(parts[1], parts[2]):
             out[member_name(*parts)] = name
     return out
@@ -139,7 +150,10 @@ def pack_dataset(source: Path, out: Path, max_bytes: int) -> int:
             read = lambda name: (source / members[name]).read_bytes()  # noqa: E731
         else:
             if source.stat().st_size > max_bytes:
-                raise FetchError(f"{source}: {source.stat().st_size / 2**20:.0f} MiB, over the limit of {max_bytes / 2**20:.0f} MiB (data.max_archive_mb)")
+                raise FetchError(
+                    f"{source}: {source.stat().st_size / 2**20:.0f} MiB, "
+                    f"over the limit of {max_bytes / 2**20:.0f} MiB (data.max_archive_mb)"
+                )
             print(f"{source}: sha256 {sha256_file(source)}")
             try:
                 zf = stack.enter_context(zipfile.ZipFile(source))

@@ -6,6 +6,7 @@ background around the hand: the largest square outside the hand's box (enlarged)
 the full side. When the hand fills the frame, a synthetic background stands in: a smooth colour
 gradient with sensor noise and a few flat shapes (edges and blobs, but no hand).
 """
+
 from __future__ import annotations
 
 import cv2
@@ -13,8 +14,8 @@ import numpy as np
 
 from .augment import hand_box
 
-MARGIN = 0.15         # the hand's box is enlarged by this fraction of its side on every edge
-MIN_CROP_PX = 24      # smaller background squares give a synthetic background instead
+MARGIN = 0.15  # the hand's box is enlarged by this fraction of its side on every edge
+MIN_CROP_PX = 24  # smaller background squares give a synthetic background instead
 
 
 def background_crop(image: np.ndarray, keypoints: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
@@ -33,7 +34,7 @@ def background_crop(image: np.ndarray, keypoints: np.ndarray, rng: np.random.Gen
         return None
     ox = xa + int(rng.integers(0, xb - xa - side + 1))
     oy = ya + int(rng.integers(0, yb - ya - side + 1))
-    return cv2.resize(image[oy:oy + side, ox:ox + side], (size, size), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(image[oy : oy + side, ox : ox + side], (size, size), interpolation=cv2.INTER_LINEAR)
 
 
 def synthetic_background(size: int, rng: np.random.Generator) -> np.ndarray:

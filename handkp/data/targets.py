@@ -1,4 +1,5 @@
 """Pictures of the heatmap targets, to check by eye what the network is trained towards."""
+
 from __future__ import annotations
 
 import cv2
@@ -29,7 +30,10 @@ def target_sheet(images: list[np.ndarray], keypoints: np.ndarray, codec: Heatmap
     """Panels of several images stacked vertically, with a caption naming the heatmap geometry."""
     sheet = np.vstack([target_panel(im, kp, codec) for im, kp in zip(images, keypoints)])
     caption = np.full((28, sheet.shape[1], 3), 255, np.uint8)
-    text = f"targets: {codec.heatmap_size}x{codec.heatmap_size} heatmaps, stride {codec.stride:g} px, sigma {codec.sigma:g} cells"
+    text = (
+        f"targets: {codec.heatmap_size}x{codec.heatmap_size} heatmaps, "
+        f"stride {codec.stride:g} px, sigma {codec.sigma:g} cells"
+    )
     cv2.putText(caption, text, (8, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
     return np.vstack([caption, sheet])
 

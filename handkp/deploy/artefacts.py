@@ -16,6 +16,7 @@ was built; for OpenVINO the precision), which the TensorRT and OpenVINO backends
 built in a temporary folder beside the output folder, which replaces the output folder only when
 every artefact is complete: a failure leaves no partial engine behind.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,21 +30,32 @@ import numpy as np
 from ..core.device import gpu_name, resolve_device
 from ..core.errors import HandkpError, ModelLoadError
 from ..core.io import replace_dir, sha256_file, temp_dir_beside, write_json
-from ..core.paths import ENGINE_DIR, HEATMAP_ONNX, IMAGE_CACHE, REPORTS, YOLO_ONNX
+from ..core.paths import ENGINE_DIR, ENGINE_METRICS, HEATMAP_ONNX, IMAGE_CACHE, YOLO_ONNX
 from ..runtime import Predictor, load_predictor
 from ..runtime.loader import onnx_decoder
 from ..runtime.model_file import decoder_to_metadata
 from ..runtime.tensorrt import write_sidecar
 from .jetson import JetsonTarget, RemoteError
-from .openvino import DEFAULT_CALIBRATION_IMAGES, OpenVinoBuildError, build_openvino_ir, check_precision
+from .openvino import OpenVinoBuildError, build_openvino_ir, check_precision
+from .quantize import quantize_int8
 from .tensorrt import build_engine_python
 from .trtexec import TrtexecLogError, parse_trtexec_log
 
 TARGETS = ("onnxruntime", "tensorrt", "jetson", "openvino")
 TARGET_SUFFIXES = {"onnxruntime": ".onnx", "openvino": ".xml"}  # the others: .engine
 TARGET_BACKENDS = {"onnxruntime": "onnxruntime", "openvino": "openvino"}  # the others: tensorrt
-OPENVINO_FIELDS = ("precision", "calibration_images")
-JETSON_FIELDS = ("host", "user", "port", "key", "remote_dir", "trtexec", "known_hosts", "ssh_config", "connect_timeout_s")
+OPENVINO_FIELDS = ("precision",)
+JETSON_FIELDS = (
+    "host",
+    "user",
+    "port",
+    "key",
+    "remote_dir",
+    "trtexec",
+    "known_hosts",
+    "ssh_config",
+    "connect_timeout_s",
+)
 
 
 class DeployError(HandkpError):
@@ -62,18 +74,16 @@ def artefact_path(out_dir: str | Path, name: str, target: str) -> Path:
     return Path(out_dir) / f"{name}{TARGET_SUFFIXES.get(check_target(target), '.engine')}"
 
 
-def openvino_settings(cfg: dict) -> dict:
-    """The ``deploy.openvino`` params with their defaults (unknown keys and precisions refused)."""
+def openvino_precision(cfg: dict) -> str:
+    """``deploy.openvino.precision`` (fp32 when unset; unknown keys and precisions refused)."""
     ov_cfg = dict(cfg.get("openvino") or {})
     unknown = sorted(set(ov_cfg) - set(OPENVINO_FIELDS))
     if unknown:
         raise DeployError(f"deploy.openvino: unknown keys {unknown}, expected some of {list(OPENVINO_FIELDS)}")
     try:
-        precision = check_precision(str(ov_cfg.get("precision") or "fp32"))
+        return check_precision(str(ov_cfg.get("precision") or "fp32"))
     except OpenVinoBuildError as err:
         raise DeployError(str(err)) from err
-    n = ov_cfg.get("calibration_images")
-    return {"precision": precision, "calibration_images": int(DEFAULT_CALIBRATION_IMAGES if n is None else n)}
 
 
 def onnx_metadata(onnx_path: Path) -> dict:
@@ -115,13 +125,21 @@ def _build_tensorrt_local(onnx_path: Path, engine_path: Path, cfg: dict) -> dict
     fp16, extra = bool(cfg.get("fp16", True)), list(cfg.get("trtexec_args") or [])
     trtexec = _find_trtexec(cfg.get("trtexec", "trtexec"))
     if trtexec:
-        proc = subprocess.run([trtexec, *_trtexec_args(onnx_path, engine_path, fp16, extra)],
-                              capture_output=True, text=True, errors="replace")
-        log_text = proc.stdout if not proc.stderr.strip() else f"{proc.stdout.rstrip()}\n\n--- stderr ---\n{proc.stderr}"
+        proc = subprocess.run(
+            [trtexec, *_trtexec_args(onnx_path, engine_path, fp16, extra)],
+            capture_output=True,
+            text=True,
+            errors="replace",
+        )
+        log_text = (
+            proc.stdout if not proc.stderr.strip() else f"{proc.stdout.rstrip()}\n\n--- stderr ---\n{proc.stderr}"
+        )
         engine_path.with_name(engine_path.name + ".log").write_text(log_text)
         tail = "\n".join((proc.stderr.strip() or proc.stdout.strip()).splitlines()[-15:])
         if proc.returncode != 0:
-            raise DeployError(f"step 'run trtexec' on this machine ({trtexec}) exited with status {proc.returncode}:\n{tail}")
+            raise DeployError(
+                f"step 'run trtexec' on this machine ({trtexec}) exited with status {proc.returncode}:\n{tail}"
+            )
         try:
             metrics = parse_trtexec_log(proc.stdout)
         except TrtexecLogError as err:
@@ -132,24 +150,34 @@ def _build_tensorrt_local(onnx_path: Path, engine_path: Path, cfg: dict) -> dict
     try:
         info = build_engine_python(onnx_path, engine_path, fp16=fp16)
     except ModelLoadError as err:
-        raise DeployError(f"target tensorrt needs trtexec (deploy.trtexec='{cfg.get('trtexec')}' not found) "
-                          f"or the TensorRT Python package: {err}") from err
+        raise DeployError(
+            f"target tensorrt needs trtexec (deploy.trtexec='{cfg.get('trtexec')}' not found) "
+            f"or the TensorRT Python package: {err}"
+        ) from err
     except RuntimeError as err:
         raise DeployError(f"step 'build engine (TensorRT Python builder)' on this machine: {err}") from err
     return {"builder": "tensorrt-python", **info}
 
 
+def _input_predictor(onnx_path: Path) -> Predictor:
+    """A predictor of ``onnx_path`` that only pre-processes: the model's own input convention,
+    exactly as at run time (for calibration inputs)."""
+    decoder, size = onnx_decoder(onnx_path)
+    return Predictor(decoder, "calibration", None, size)
+
+
 def _build_openvino(onnx_path: Path, dest: Path, cfg: dict, calibration_images: list[np.ndarray] | None) -> dict:
     """The IR at ``deploy.openvino.precision``; int8 calibrated on ``calibration_images`` (RGB
     uint8) pre-processed by the model's own decoder, exactly as at run time."""
-    precision = openvino_settings(cfg)["precision"]
+    precision = openvino_precision(cfg)
     inputs, kind = None, "heatmap"
     if precision == "int8":
         if not calibration_images:
-            raise DeployError("deploy.openvino.precision int8 needs calibration images (train images of the image cache)")
-        decoder, size = onnx_decoder(onnx_path)
-        prep = Predictor(decoder, "calibration", None, size)
-        inputs, kind = [prep.preprocess(image)[0] for image in calibration_images], decoder.kind
+            raise DeployError(
+                "deploy.openvino.precision int8 needs calibration images (train images of the image cache)"
+            )
+        prep = _input_predictor(onnx_path)
+        inputs, kind = [prep.preprocess(image)[0] for image in calibration_images], prep.kind
     try:
         return build_openvino_ir(onnx_path, dest, precision, inputs, kind)
     except OpenVinoBuildError as err:
@@ -161,8 +189,15 @@ def _artefact_size_mb(dest: Path) -> float:
     return round(sum(f.stat().st_size for f in files if f.is_file()) / 2**20, 3)
 
 
-def build_artefact(target: str, onnx_path: str | Path, dest_dir: str | Path, name: str, cfg: dict,
-                   jetson: JetsonTarget | None = None, calibration_images: list[np.ndarray] | None = None) -> dict:
+def build_artefact(
+    target: str,
+    onnx_path: str | Path,
+    dest_dir: str | Path,
+    name: str,
+    cfg: dict,
+    jetson: JetsonTarget | None = None,
+    calibration_images: list[np.ndarray] | None = None,
+) -> dict:
     """Builds one model's artefact (+ sidecar) for ``target`` into ``dest_dir``; returns what is
     known about it (size, builder, trtexec's performance summary for engines built by trtexec;
     OpenVINO's precision and versions). ``calibration_images`` (RGB uint8): an INT8 IR's calibration."""
@@ -187,14 +222,49 @@ def build_artefact(target: str, onnx_path: str | Path, dest_dir: str | Path, nam
         metrics = jetson.build_engine(onnx_path, dest, fp16=fp16, extra_args=list(cfg.get("trtexec_args") or []))
         info = {"builder": "trtexec", "host": jetson.host, "fp16": fp16, **metrics}
     info["size_mb"] = _artefact_size_mb(dest)
-    sidecar = {**meta, "name": name, "target": target, "source": str(onnx_path), "source_sha256": sha256_file(onnx_path),
-               **{k: v for k, v in info.items() if k in SIDECAR_INFO}}
+    sidecar = {
+        **meta,
+        "name": name,
+        "target": target,
+        "source": str(onnx_path),
+        "source_sha256": sha256_file(onnx_path),
+        **{k: v for k, v in info.items() if k in SIDECAR_INFO},
+    }
     write_sidecar(dest, sidecar)
     return info
 
 
-SIDECAR_INFO = ("builder", "fp16", "host", "device", "tensorrt_version", "precision", "openvino_version",
-                "nncf_version", "calibration_images")
+SIDECAR_INFO = (
+    "builder",
+    "fp16",
+    "host",
+    "device",
+    "tensorrt_version",
+    "precision",
+    "openvino_version",
+    "nncf_version",
+    "calibration_images",
+)
+
+
+def build_int8(onnx_path: Path, runtime: str, folder: Path, name: str, calibration_images: list[np.ndarray]) -> Path:
+    """The INT8 file of ``onnx_path`` for ``runtime``, built in ``folder``: ONNX Runtime's static
+    quantisation (``<name>.int8.onnx``) or an NNCF IR (``openvino/<name>.xml``), calibrated on the
+    RGB images ``calibration_images``, each pre-processed by the model's own decoder."""
+    if runtime == "onnxruntime":
+        prep = _input_predictor(onnx_path)
+        return quantize_int8(
+            onnx_path, folder / f"{name}.int8.onnx", [prep.preprocess(image)[0] for image in calibration_images]
+        )
+    build_artefact(
+        "openvino",
+        onnx_path,
+        folder / "openvino",
+        name,
+        {"openvino": {"precision": "int8"}},
+        calibration_images=calibration_images,
+    )
+    return artefact_path(folder / "openvino", name, "openvino")
 
 
 def _device_model(jetson: JetsonTarget) -> str:
@@ -206,8 +276,13 @@ def _device_model(jetson: JetsonTarget) -> str:
     return out.replace("\x00", "").strip() or f"unknown device at {jetson.host}"
 
 
-def build_artefacts(target: str, onnx_files: dict[str, Path], out_dir: str | Path, cfg: dict,
-                    calibration_images: list[np.ndarray] | None = None) -> dict:
+def build_artefacts(
+    target: str,
+    onnx_files: dict[str, Path],
+    out_dir: str | Path,
+    cfg: dict,
+    calibration_images: list[np.ndarray] | None = None,
+) -> dict:
     """Builds every model's artefact for ``target`` and replaces ``out_dir`` with them, all or nothing.
     ``calibration_images`` (RGB uint8) calibrate INT8 artefacts (openvino at precision int8).
 
@@ -219,7 +294,7 @@ def build_artefacts(target: str, onnx_files: dict[str, Path], out_dir: str | Pat
     summary: dict = {"target": target}
     jetson = jetson_target(cfg.get("jetson") or {}) if target == "jetson" else None
     if target == "openvino":
-        summary["precision"] = openvino_settings(cfg)["precision"]
+        summary["precision"] = openvino_precision(cfg)
     tmp = temp_dir_beside(out_dir)
     try:
         for name, onnx_path in onnx_files.items():
@@ -265,13 +340,10 @@ def load_deployed(out_dir: str | Path, name: str, target: str, device: str = "au
     return load_predictor(path, backend=backend, device=deployed_device(target, device), threads=threads)
 
 
-ENGINE_METRICS = REPORTS / "deploy" / "engine.json"
-
-
 def run_engine(params: dict) -> dict:
     """The engine stage: the deployable artefacts of the heatmap model and the YOLO baseline for
     ``deploy.target`` -> models/engine/ (each with its sidecar) and reports/deploy/engine.json.
-    An INT8 OpenVINO IR is calibrated on ``deploy.openvino.calibration_images`` train images of the
+    An INT8 OpenVINO IR is calibrated on ``quantize.calibration_images`` train images of the
     image cache (the seeded pick of the quantize stage). All or nothing: a failure leaves no models/engine/."""
     cfg = params["deploy"]
     target = cfg["target"]
@@ -283,10 +355,12 @@ def run_engine(params: dict) -> dict:
     else:
         print(f"note: {YOLO_ONNX} not found (no YOLO export yet): the YOLO baseline gets no {target} artefact")
     calibration = None
-    if target == "openvino" and openvino_settings(cfg)["precision"] == "int8":
+    if target == "openvino" and openvino_precision(cfg) == "int8":
         from ..data.cache import ImageCache
 
-        calibration = ImageCache(IMAGE_CACHE).pick("train", openvino_settings(cfg)["calibration_images"], seed=params["seed"])
+        calibration = ImageCache(IMAGE_CACHE).pick(
+            "train", params["quantize"]["calibration_images"], seed=params["seed"]
+        )
     try:
         summary = build_artefacts(target, files, ENGINE_DIR, cfg, calibration)
     except (HandkpError, ValueError) as err:

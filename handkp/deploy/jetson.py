@@ -16,14 +16,13 @@ import re
 import shlex
 import subprocess
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from ..core.errors import HandkpError
 from ..core.io import atomic_path, sha256_file
 from .trtexec import TrtexecLogError, parse_trtexec_log, tail
-
 
 # --------------------------------------------------------------------------- SSH
 
@@ -31,21 +30,60 @@ SSH_FAILED = 255  # ssh's own exit status when the connection (not the remote co
 
 # (kind, what it means, stderr fragments) — the first match wins; checked only on exit 255.
 _SSH_FAULTS = (
-    ("host-key", "host key not known or changed (known_hosts)",
-     ("host key verification failed", "remote host identification has changed",
-      "host key is known for", "no matching host key")),
-    ("auth", "authentication refused (key not accepted)",
-     ("permission denied", "too many authentication failures", "no more authentication methods")),
-    ("unreachable", "host unreachable",
-     ("connection refused", "connection timed out", "operation timed out", "no route to host",
-      "network is unreachable", "could not resolve hostname", "name or service not known",
-      "temporary failure in name resolution", "host is down")),
-    ("connection-lost", "connection lost",
-     ("closed by remote host", "connection reset", "broken pipe", "connection closed by",
-      "timeout, server", "client_loop", "kex_exchange_identification")),
-    ("ssh-config", "ssh could not start (configuration or key file)",
-     ("bad configuration option", "can't open user config file", "no such file or directory",
-      "invalid format", "load key")),
+    (
+        "host-key",
+        "host key not known or changed (known_hosts)",
+        (
+            "host key verification failed",
+            "remote host identification has changed",
+            "host key is known for",
+            "no matching host key",
+        ),
+    ),
+    (
+        "auth",
+        "authentication refused (key not accepted)",
+        ("permission denied", "too many authentication failures", "no more authentication methods"),
+    ),
+    (
+        "unreachable",
+        "host unreachable",
+        (
+            "connection refused",
+            "connection timed out",
+            "operation timed out",
+            "no route to host",
+            "network is unreachable",
+            "could not resolve hostname",
+            "name or service not known",
+            "temporary failure in name resolution",
+            "host is down",
+        ),
+    ),
+    (
+        "connection-lost",
+        "connection lost",
+        (
+            "closed by remote host",
+            "connection reset",
+            "broken pipe",
+            "connection closed by",
+            "timeout, server",
+            "client_loop",
+            "kex_exchange_identification",
+        ),
+    ),
+    (
+        "ssh-config",
+        "ssh could not start (configuration or key file)",
+        (
+            "bad configuration option",
+            "can't open user config file",
+            "no such file or directory",
+            "invalid format",
+            "load key",
+        ),
+    ),
 )
 
 
@@ -57,8 +95,16 @@ class RemoteError(HandkpError):
     incomplete or checksum mismatch), parse (no performance summary), local (local file problem).
     """
 
-    def __init__(self, host: str, step: str, reason: str, *, kind: str = "command",
-                 returncode: int | None = None, stderr: str = ""):
+    def __init__(
+        self,
+        host: str,
+        step: str,
+        reason: str,
+        *,
+        kind: str = "command",
+        returncode: int | None = None,
+        stderr: str = "",
+    ):
         self.host, self.step, self.reason, self.kind = host, step, reason, kind
         self.returncode, self.stderr = returncode, stderr
         message = f"{step} on host {host} failed: {reason}"
@@ -131,11 +177,16 @@ class JetsonTarget:
         if self.key:
             argv += ["-i", os.path.expanduser(self.key), "-o", "IdentitiesOnly=yes"]
         argv += [
-            "-o", "BatchMode=yes",
-            "-o", "StrictHostKeyChecking=yes",
-            "-o", f"ConnectTimeout={max(1, int(round(self.connect_timeout_s)))}",
-            "-o", "ServerAliveInterval=5",
-            "-o", "ServerAliveCountMax=3",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            f"ConnectTimeout={max(1, int(round(self.connect_timeout_s)))}",
+            "-o",
+            "ServerAliveInterval=5",
+            "-o",
+            "ServerAliveCountMax=3",
         ]
         if self.known_hosts:
             argv += ["-o", f"UserKnownHostsFile={os.path.expanduser(self.known_hosts)}"]
@@ -143,14 +194,15 @@ class JetsonTarget:
         return argv + ["--", destination, remote_command]
 
     def _check_local_files(self, step: str) -> None:
-        for label, path in (("key", self.key), ("known_hosts", self.known_hosts),
-                            ("ssh_config", self.ssh_config)):
+        for label, path in (("key", self.key), ("known_hosts", self.known_hosts), ("ssh_config", self.ssh_config)):
             if path and not os.path.isfile(os.path.expanduser(path)):
-                raise RemoteError(self.host, step, f"{label} file {path} does not exist (on this machine)",
-                                  kind="local")
+                raise RemoteError(
+                    self.host, step, f"{label} file {path} does not exist (on this machine)", kind="local"
+                )
 
-    def _ssh_unchecked(self, remote_command: str, step: str, *, stdin=None, stdout=None,
-                       timeout_s: float | None = None) -> subprocess.CompletedProcess:
+    def _ssh_unchecked(
+        self, remote_command: str, step: str, *, stdin=None, stdout=None, timeout_s: float | None = None
+    ) -> subprocess.CompletedProcess:
         """Run `ssh` and return the finished process, whatever its exit status."""
         self._check_local_files(step)
         try:
@@ -158,17 +210,20 @@ class JetsonTarget:
                 self.ssh_command(remote_command),
                 stdin=stdin if stdin is not None else subprocess.DEVNULL,
                 stdout=stdout if stdout is not None else subprocess.PIPE,
-                stderr=subprocess.PIPE, timeout=timeout_s,
+                stderr=subprocess.PIPE,
+                timeout=timeout_s,
             )
         except FileNotFoundError as e:
             raise RemoteError(self.host, step, "the OpenSSH client `ssh` is not installed", kind="local") from e
         except subprocess.TimeoutExpired as e:
             stderr = (e.stderr or b"").decode("utf-8", "replace")
-            raise RemoteError(self.host, step, f"timed out after {timeout_s} s", kind="connection-lost",
-                              stderr=stderr) from e
+            raise RemoteError(
+                self.host, step, f"timed out after {timeout_s} s", kind="connection-lost", stderr=stderr
+            ) from e
 
-    def _ssh(self, remote_command: str, step: str, *, stdin=None, stdout=None,
-             timeout_s: float | None = None) -> subprocess.CompletedProcess:
+    def _ssh(
+        self, remote_command: str, step: str, *, stdin=None, stdout=None, timeout_s: float | None = None
+    ) -> subprocess.CompletedProcess:
         """Run `ssh`; raise RemoteError (classified) when it exits non-zero."""
         proc = self._ssh_unchecked(remote_command, step, stdin=stdin, stdout=stdout, timeout_s=timeout_s)
         if proc.returncode != 0:
@@ -178,8 +233,9 @@ class JetsonTarget:
         return proc
 
     # ------------------------------------------------------------------ public operations
-    def run(self, command: str | Sequence[str], step: str = "run remote command",
-            timeout_s: float | None = None) -> str:
+    def run(
+        self, command: str | Sequence[str], step: str = "run remote command", timeout_s: float | None = None
+    ) -> str:
         """Run a command on the device (a shell string, or an argv that gets quoted); return stdout."""
         if not isinstance(command, str):
             command = shlex.join(list(command))
@@ -207,7 +263,7 @@ class JetsonTarget:
         remote_path = _remote_path(remote_path)
         tmp = f"{remote_path}.part-{uuid.uuid4().hex[:12]}"
         parent = os.path.dirname(remote_path) or "."
-        cmd = (f"mkdir -p {_q(parent)} && cat > {_q(tmp)} && wc -c < {_q(tmp)} && sha256sum < {_q(tmp)}")
+        cmd = f"mkdir -p {_q(parent)} && cat > {_q(tmp)} && wc -c < {_q(tmp)} && sha256sum < {_q(tmp)}"
         try:
             with open(local_path, "rb") as f:
                 out = self._ssh(cmd, step, stdin=f).stdout.decode("utf-8", "replace")
@@ -217,10 +273,12 @@ class JetsonTarget:
                 raise RemoteError(self.host, step, str(e), kind="transfer") from e
             if (got_size, got_sha) != (size, sha):
                 raise RemoteError(
-                    self.host, step,
+                    self.host,
+                    step,
                     f"copy of {local_path} to {remote_path} is incomplete or corrupt: "
                     f"{got_size} bytes sha256 {got_sha} on the device, {size} bytes sha256 {sha} here",
-                    kind="transfer")
+                    kind="transfer",
+                )
             self.run(f"mv -f {_q(tmp)} {_q(remote_path)}", step=step)
         except RemoteError:
             self._remove_remote_quietly(tmp)
@@ -236,10 +294,12 @@ class JetsonTarget:
             size, sha = tmp.stat().st_size, sha256_file(tmp)
             if (size, sha) != (want_size, want_sha):
                 raise RemoteError(
-                    self.host, step,
+                    self.host,
+                    step,
                     f"copy of {remote_path} is incomplete or corrupt: {size} bytes sha256 {sha} here, "
                     f"{want_size} bytes sha256 {want_sha} on the device",
-                    kind="transfer")
+                    kind="transfer",
+                )
 
     def _remove_remote_quietly(self, remote_path: str) -> None:
         try:
@@ -252,21 +312,30 @@ class JetsonTarget:
         step = "check trtexec"
         path = self.trtexec
         if "/" in path:
-            probe = (f"if [ -f {_q(path)} ] && [ -x {_q(path)} ]; then echo ok; "
-                     f"elif [ -e {_q(path)} ]; then echo not-executable; else echo missing; fi")
+            probe = (
+                f"if [ -f {_q(path)} ] && [ -x {_q(path)} ]; then echo ok; "
+                f"elif [ -e {_q(path)} ]; then echo not-executable; else echo missing; fi"
+            )
         else:  # a bare name: look it up on the remote PATH
             probe = f"command -v {shlex.quote(path)} || echo missing"
         answer = self.run(probe, step=step).strip()
         if answer == "missing" or not answer:
-            raise RemoteError(self.host, step, f"trtexec not found at {path} on host {self.host}",
-                              kind="trtexec-missing")
+            raise RemoteError(
+                self.host, step, f"trtexec not found at {path} on host {self.host}", kind="trtexec-missing"
+            )
         if answer == "not-executable":
-            raise RemoteError(self.host, step, f"trtexec at {path} on host {self.host} is not executable",
-                              kind="trtexec-missing")
+            raise RemoteError(
+                self.host, step, f"trtexec at {path} on host {self.host} is not executable", kind="trtexec-missing"
+            )
         return _remote_path(path) if answer == "ok" else answer.splitlines()[-1]
 
-    def build_engine(self, onnx_path: str | os.PathLike, engine_path: str | os.PathLike,
-                     fp16: bool = True, extra_args: Sequence[str] = ()) -> dict:
+    def build_engine(
+        self,
+        onnx_path: str | os.PathLike,
+        engine_path: str | os.PathLike,
+        fp16: bool = True,
+        extra_args: Sequence[str] = (),
+    ) -> dict:
         """Build a TensorRT engine from `onnx_path` on the device; bring it back to `engine_path`.
 
         Writes trtexec's full output to `<engine_path>.log` and returns `parse_trtexec_log` of it.
@@ -274,8 +343,9 @@ class JetsonTarget:
         """
         onnx_path, engine_path = Path(onnx_path), Path(engine_path)
         if not onnx_path.is_file():
-            raise RemoteError(self.host, "copy onnx to device", f"local ONNX file {onnx_path} does not exist",
-                              kind="local")
+            raise RemoteError(
+                self.host, "copy onnx to device", f"local ONNX file {onnx_path} does not exist", kind="local"
+            )
         log_path = engine_path.with_name(engine_path.name + ".log")
         remote_dir = _remote_path(self.remote_dir).rstrip("/") or "/"
         remote_onnx = f"{remote_dir}/{onnx_path.name}"

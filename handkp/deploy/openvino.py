@@ -10,6 +10,7 @@ and keypoint decode of its head (the Add/Sub/Mul/Div and DFL ops after the last 
 and the sigmoids) stays in floating point, as Ultralytics' own OpenVINO INT8 export does, since
 quantising pixel coordinates to 256 levels would cost pixels.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,6 @@ import numpy as np
 
 from ..core.errors import HandkpError, ModelLoadError
 from ..runtime.openvino import PRECISIONS, import_openvino
-
-DEFAULT_CALIBRATION_IMAGES = 128
 
 
 class OpenVinoBuildError(HandkpError):
@@ -45,8 +44,11 @@ def yolo_head_ignored_scope(model):
     if not layers:
         return nncf.IgnoredScope(types=["Sigmoid"], validate=False)
     head = max(layers)
-    return nncf.IgnoredScope(patterns=[rf"/model\.{head}/(Add|Sub|Mul|Div)(_\d+)?", rf"/model\.{head}/dfl/.*"],
-                             types=["Sigmoid"], validate=False)
+    return nncf.IgnoredScope(
+        patterns=[rf"/model\.{head}/(Add|Sub|Mul|Div)(_\d+)?", rf"/model\.{head}/dfl/.*"],
+        types=["Sigmoid"],
+        validate=False,
+    )
 
 
 def quantize_openvino(model, calibration_inputs: list[np.ndarray], kind: str):
@@ -54,17 +56,28 @@ def quantize_openvino(model, calibration_inputs: list[np.ndarray], kind: str):
     try:
         import nncf
     except ImportError as err:
-        raise OpenVinoBuildError("deploy.openvino.precision int8 needs NNCF (no Python module 'nncf'): pip install nncf") from err
+        raise OpenVinoBuildError(
+            "deploy.openvino.precision int8 needs NNCF (no Python module 'nncf'): pip install nncf"
+        ) from err
     if not calibration_inputs:
         raise OpenVinoBuildError("INT8 quantisation needs at least one calibration image")
     nncf.set_log_level(logging.WARNING)
-    return nncf.quantize(model, nncf.Dataset([np.ascontiguousarray(x, np.float32) for x in calibration_inputs]),
-                         preset=nncf.QuantizationPreset.MIXED, subset_size=len(calibration_inputs),
-                         ignored_scope=yolo_head_ignored_scope(model) if kind == "yolo" else None)
+    return nncf.quantize(
+        model,
+        nncf.Dataset([np.ascontiguousarray(x, np.float32) for x in calibration_inputs]),
+        preset=nncf.QuantizationPreset.MIXED,
+        subset_size=len(calibration_inputs),
+        ignored_scope=yolo_head_ignored_scope(model) if kind == "yolo" else None,
+    )
 
 
-def build_openvino_ir(onnx_path: str | Path, xml_path: str | Path, precision: str = "fp32",
-                      calibration_inputs: list[np.ndarray] | None = None, kind: str = "heatmap") -> dict:
+def build_openvino_ir(
+    onnx_path: str | Path,
+    xml_path: str | Path,
+    precision: str = "fp32",
+    calibration_inputs: list[np.ndarray] | None = None,
+    kind: str = "heatmap",
+) -> dict:
     """Converts ``onnx_path`` to the IR ``xml_path`` (+ its ``.bin``, both written whole or not at
     all); ``precision`` int8 quantises it on ``calibration_inputs``. Returns what is known about
     the build (builder, precision, OpenVINO and NNCF versions, calibration images)."""
@@ -97,6 +110,8 @@ def build_openvino_ir(onnx_path: str | Path, xml_path: str | Path, precision: st
             ov.save_model(model, str(tmp_xml), compress_to_fp16=False)  # fp16 weights would change fp32 results
         except Exception as err:
             raise OpenVinoBuildError(f"step 'openvino.save_model' to {xml_path}: {err}") from err
-        os.replace(tmp_xml.with_suffix(".bin"), xml_path.with_suffix(".bin"))  # the .bin first: no .xml without its .bin
+        os.replace(
+            tmp_xml.with_suffix(".bin"), xml_path.with_suffix(".bin")
+        )  # the .bin first: no .xml without its .bin
         os.replace(tmp_xml, xml_path)
     return info

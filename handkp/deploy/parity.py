@@ -5,6 +5,7 @@ networks are compared.
     metrics = compare_predictors(load_predictor(pt), load_predictor(onnx), images)
     check_parity(metrics, tolerance_heatmap=1e-3, tolerance_px=0.5)  # ParityError when worse
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,8 +18,9 @@ class ParityError(HandkpError):
     """The exported model does not reproduce the PyTorch model within the tolerances."""
 
 
-def compare_predictors(reference: Predictor, candidate: Predictor, images: list[np.ndarray],
-                       min_score: float = 0.1) -> dict:
+def compare_predictors(
+    reference: Predictor, candidate: Predictor, images: list[np.ndarray], min_score: float = 0.1
+) -> dict:
     """Runs both predictors on the same pre-processed inputs (the reference's pre-processing)
     and compares raw outputs and decoded keypoints.
 
@@ -73,6 +75,7 @@ def check_parity(metrics: dict, tolerance_heatmap: float, tolerance_px: float, w
     if not np.isfinite(px) or px > tolerance_px:
         problems.append(
             f"max keypoint difference {px:.3g} px (over {metrics['n_confident_keypoints']} keypoints with score >= "
-            f"export.parity_min_score) > export.tolerance_px {tolerance_px:g}")
+            f"export.parity_min_score) > export.tolerance_px {tolerance_px:g}"
+        )
     if problems:
         raise ParityError(f"{what} does not match PyTorch on {metrics['n_images']} val images: " + "; ".join(problems))

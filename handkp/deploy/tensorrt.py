@@ -1,14 +1,16 @@
 """The TensorRT Python builder: an engine from an ONNX file when no ``trtexec`` is at hand.
 TensorRT (``import tensorrt``, 8.5 or newer) is imported only when an engine is built."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..runtime.tensorrt import trt_logger, import_tensorrt
+from ..runtime.tensorrt import import_tensorrt, trt_logger
 
 
-def build_engine_python(onnx_path: str | Path, engine_path: str | Path, fp16: bool = True,
-                        max_batch: int = 8, workspace_mib: int = 1024) -> dict:
+def build_engine_python(
+    onnx_path: str | Path, engine_path: str | Path, fp16: bool = True, max_batch: int = 8, workspace_mib: int = 1024
+) -> dict:
     """Builds a serialised engine from ONNX with the TensorRT Python builder (when no trtexec).
     A dynamic batch axis gets the optimisation profile 1 / 1 / ``max_batch``. Returns
     ``{"tensorrt_version", "fp16"}``; raises ModelLoadError (TensorRT absent) or RuntimeError."""

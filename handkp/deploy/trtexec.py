@@ -1,10 +1,10 @@
 """Reading trtexec's output: its "=== Performance summary ===" block and its pass/fail line."""
+
 from __future__ import annotations
 
 import re
 
 from ..core.errors import HandkpError
-
 
 SUMMARY_HEADER = "=== Performance summary ==="
 
@@ -21,9 +21,7 @@ _TO_MS = {"ms": 1.0, "us": 1e-3, "µs": 1e-3, "s": 1e3}
 _TO_S = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6}
 
 _LOG_PREFIX = re.compile(r"^(?:\[[^\]]*\]\s*)?\[[A-Z]\]\s?")  # "[04/07/2025-23:59:50] [I] "
-_STAT_ITEM = re.compile(
-    r"(min|max|mean|median|percentile\(\s*([\d.]+)\s*%\s*\))\s*=\s*([-+\d.eE]+)\s*(ms|us|µs|s)\b"
-)
+_STAT_ITEM = re.compile(r"(min|max|mean|median|percentile\(\s*([\d.]+)\s*%\s*\))\s*=\s*([-+\d.eE]+)\s*(ms|us|µs|s)\b")
 _THROUGHPUT = re.compile(r"^Throughput:\s*([-+\d.eE]+)\s*qps", re.IGNORECASE)
 _TOTAL = re.compile(r"^Total (Host Walltime|GPU Compute Time):\s*([-+\d.eE]+)\s*(ms|us|µs|s)\b")
 _PASSED = re.compile(r"^&&&& PASSED TensorRT\.trtexec \[TensorRT v(\d+)\]", re.MULTILINE)
@@ -77,7 +75,7 @@ def parse_trtexec_log(text: str) -> dict:
         )
 
     metrics: dict = {}
-    for raw in lines[starts[-1] + 1:]:
+    for raw in lines[starts[-1] + 1 :]:
         line = _LOG_PREFIX.sub("", raw).strip()
         if not line or line.startswith("&&&&") or line.startswith("==="):
             break  # the summary ends at the first empty log line
@@ -102,9 +100,7 @@ def parse_trtexec_log(text: str) -> dict:
             metrics[f"{prefix}_{stat}_ms"] = float(value) * _TO_MS[unit]
 
     if "throughput_qps" not in metrics and not any(k.startswith("latency_") for k in metrics):
-        raise TrtexecLogError(
-            f"the '{SUMMARY_HEADER}' block has no throughput or latency lines:\n{tail(text)}"
-        )
+        raise TrtexecLogError(f"the '{SUMMARY_HEADER}' block has no throughput or latency lines:\n{tail(text)}")
     passed = _PASSED.search(text)
     if passed:
         metrics["tensorrt_version"] = tensorrt_version_string(int(passed.group(1)))

@@ -1,1 +1,1 @@
-"""Measuring what ships: PCK on val, latency, speed variants, INT8, robustness, the release and its manifest."""
+"""Measuring what ships: PCK on val, latency, speed variants, INT8, robustness, several hands at once."""

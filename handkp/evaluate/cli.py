@@ -1,5 +1,6 @@
 """``python -m handkp evaluate``: PCK of any model file on a split of the prepared data, with the
 pipeline's evaluator (e.g. the released model on val, from a fresh clone after `dvc repro prepare`)."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,15 +14,25 @@ from ..runtime import BACKENDS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, required=True, help="a .pt checkpoint, .onnx file or TensorRT engine (e.g. release/heatmap.onnx)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="a .pt checkpoint, .onnx file or TensorRT engine (e.g. release/heatmap.onnx)",
+    )
     parser.add_argument("--split", default="val", choices=("train", "dev", "val"), help="split of the keypoint table")
     parser.add_argument("--backend", default="auto", choices=("auto", *BACKENDS), help="auto: from the file's suffix")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--conf-threshold", type=float, default=0.25, help="YOLO files: the detection threshold")
-    parser.add_argument("--flip-test", action="store_true",
-                        help="heatmap models: average the heatmaps of each image and of its mirror image (two network passes)")
+    parser.add_argument(
+        "--flip-test",
+        action="store_true",
+        help="heatmap models: average the heatmaps of each image and of its mirror image (two network passes)",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--table", type=Path, default=PREPARED_TABLE, help="the prepared keypoint table (dvc repro prepare)")
+    parser.add_argument(
+        "--table", type=Path, default=PREPARED_TABLE, help="the prepared keypoint table (dvc repro prepare)"
+    )
     parser.add_argument("--images", type=Path, default=IMAGE_CACHE, help="the decoded-image cache (dvc repro prepare)")
     parser.add_argument("--json", type=Path, help="also write the metrics here")
 
@@ -37,17 +48,21 @@ def main(args: argparse.Namespace) -> int:
     try:
         if not args.table.is_file():
             raise HandkpError(f"{args.table}: no prepared keypoint table; run `dvc repro prepare` first")
-        predictor = load_predictor(args.model, args.backend, args.device, conf_threshold=args.conf_threshold,
-                                   flip_test=args.flip_test)
+        predictor = load_predictor(
+            args.model, args.backend, args.device, conf_threshold=args.conf_threshold, flip_test=args.flip_test
+        )
         gt = pl.read_parquet(args.table).filter(pl.col("split") == args.split)
         names = gt["image"].unique().sort().to_list()
         metrics, _, _ = compute_metrics(gt, predict_images(predictor, names, ImageCache(args.images), args.batch_size))
     except HandkpError as err:
         print(f"evaluate: {err}", file=sys.stderr)
         return 1
-    print(f"{args.model}{' with the flip test' if args.flip_test else ''} on {args.split} ({metrics['n_images']:,} images): "
-          + ", ".join(f"PCK@{t}px {metrics[f'pck_{t}px']:.3f}" for t in THRESHOLDS_PX)
-          + f", AUC {metrics['auc_0_15px']:.3f}, EPE {metrics['epe_mean_px']:.2f} px, {metrics['missed_images']} missed")
+    print(
+        f"{args.model}{' with the flip test' if args.flip_test else ''} on {args.split} "
+        f"({metrics['n_images']:,} images): "
+        + ", ".join(f"PCK@{t}px {metrics[f'pck_{t}px']:.3f}" for t in THRESHOLDS_PX)
+        + f", AUC {metrics['auc_0_15px']:.3f}, EPE {metrics['epe_mean_px']:.2f} px, {metrics['missed_images']} missed"
+    )
     if args.json:
         from ..core.io import write_json
 

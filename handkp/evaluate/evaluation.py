@@ -1,11 +1,12 @@
 """One evaluator for every model: a predictor over a split -> predictions table -> metrics files.
 
-    metrics = evaluate_model(predictor, table, ImageCache("data/images"), "val", "heatmap", Path("reports"))
+metrics = evaluate_model(predictor, table, ImageCache("data/images"), "val", "heatmap", Path("reports"))
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 import numpy as np
 import polars as pl
@@ -34,14 +35,16 @@ def image_reader(source: ImageCache | Mapping[str, np.ndarray] | str | Path) -> 
     return lambda name: read_rgb(Path(source) / name)
 
 
-def predict_images(predictor: Predictor, images: list[str], source: ImageCache | str | Path, batch_size: int = 16) -> pl.DataFrame:
+def predict_images(
+    predictor: Predictor, images: list[str], source: ImageCache | str | Path, batch_size: int = 16
+) -> pl.DataFrame:
     """Predictions ``image, keypoint, x, y, score`` (px) for each image; an image where the
     model found no hand gets no rows."""
     read = image_reader(source)
     cols = {k: [] for k in PREDICTION_SCHEMA}
     with tqdm(total=len(images), desc=f"predict ({predictor.kind}, {predictor.backend})", unit="img") as bar:
         for start in range(0, len(images), batch_size):
-            names = images[start:start + batch_size]
+            names = images[start : start + batch_size]
             for name, p in zip(names, predictor.predict_batch([read(n) for n in names])):
                 if p.found:
                     cols["image"] += [name] * NUM_KEYPOINTS
@@ -78,8 +81,15 @@ def write_not_evaluated(name: str, reason: str, reports_dir: Path) -> None:
     (reports_dir / "eval" / name / "NOT_EVALUATED.txt").write_text(reason + "\n")
 
 
-def evaluate_model(predictor: Predictor, table: pl.DataFrame, source: ImageCache | str | Path, split: str, name: str,
-                   reports_dir: Path, batch_size: int = 16) -> dict:
+def evaluate_model(
+    predictor: Predictor,
+    table: pl.DataFrame,
+    source: ImageCache | str | Path,
+    split: str,
+    name: str,
+    reports_dir: Path,
+    batch_size: int = 16,
+) -> dict:
     """Predicts every image of ``split`` and writes the evaluation files; returns the metrics."""
     gt = table.filter(pl.col("split") == split)
     images = gt["image"].unique().sort().to_list()
@@ -92,7 +102,9 @@ def rounded(metrics: dict, digits: int = 6) -> dict:
     return {k: (round(v, digits) if isinstance(v, float) and np.isfinite(v) else v) for k, v in metrics.items()}
 
 
-def split_metrics(predictor: Predictor, gt: pl.DataFrame, source: ImageCache | str | Path, batch_size: int = 16) -> dict:
+def split_metrics(
+    predictor: Predictor, gt: pl.DataFrame, source: ImageCache | str | Path, batch_size: int = 16
+) -> dict:
     """The rounded metrics of ``predictor`` on the images of ``gt`` (one split's keypoint rows),
     nothing written."""
     names = gt["image"].unique().sort().to_list()
@@ -115,9 +127,11 @@ def run_evaluate(params: dict) -> dict:
 
 def run_yolo_evaluate(params: dict) -> dict:
     """The yolo_evaluate stage: the YOLO export on val through ONNX Runtime, detections below
-    ``yolo.conf_threshold`` counting as missed hands."""
+    ``evaluate.yolo_conf_threshold`` counting as missed hands."""
     device = resolve_device(params["evaluate"]["device"])
-    predictor = load_predictor(YOLO_ONNX, "onnxruntime", device, conf_threshold=float(params["yolo"]["conf_threshold"]))
+    predictor = load_predictor(
+        YOLO_ONNX, "onnxruntime", device, conf_threshold=float(params["evaluate"]["yolo_conf_threshold"])
+    )
     return _evaluate_on_val(predictor, "yolo", params["evaluate"]["batch_size"])
 
 

@@ -3,12 +3,15 @@
     stats = measure_latency(predictor, images, warmup=20, iterations=200)
     # {"model_p50_ms", "model_p90_ms", "model_p99_ms", "model_fps",
     #  "e2e_p50_ms", "e2e_p90_ms", "e2e_p99_ms", "e2e_fps", "iterations", "warmup"}
+    stats = measure_interleaved({"a": a, "b": b}, images, warmup=20, iterations=200, rounds=5)
+    # {"a": {...}, "b": {...}}
 
 model-only: ``predictor.infer`` on an already pre-processed (1, 3, S, S) input (the network and
 its backend's host<->device copies); end-to-end: ``predictor.predict`` from an RGB uint8 image to
 keypoints in image px (pre-processing + network + decode). Images are cycled through; each part has
 its own untimed warm-up. FPS is sequential batch-1 throughput: iterations / total timed seconds.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,21 +22,30 @@ import numpy as np
 from ..core.device import cpu_model_name
 from ..core.errors import ModelLoadError
 from ..core.io import write_json
-from ..core.paths import ENGINE_DIR, IMAGE_CACHE, METRICS, REPORTS, YOLO_ONNX
+from ..core.paths import ENGINE_DIR, ENGINE_METRICS, HEADLINE_LATENCY, IMAGE_CACHE, LATENCY, YOLO_ONNX
 from ..runtime import Predictor
 
-LATENCY = REPORTS / "benchmark" / "latency.json"        # every latency figure of both models
-HEADLINE_LATENCY = METRICS / "latency.json"             # the few that `dvc metrics show` lists
-
-LATENCY_KEYS = ("model_p50_ms", "model_p90_ms", "model_p99_ms", "model_fps",
-                "e2e_p50_ms", "e2e_p90_ms", "e2e_p99_ms", "e2e_fps")
+LATENCY_KEYS = (
+    "model_p50_ms",
+    "model_p90_ms",
+    "model_p99_ms",
+    "model_fps",
+    "e2e_p50_ms",
+    "e2e_p90_ms",
+    "e2e_p99_ms",
+    "e2e_fps",
+)
 
 
 def _stats(prefix: str, times_s: list[float]) -> dict:
     ms = np.asarray(times_s, dtype=np.float64) * 1e3
     p50, p90, p99 = np.percentile(ms, [50, 90, 99])
-    return {f"{prefix}_p50_ms": round(float(p50), 4), f"{prefix}_p90_ms": round(float(p90), 4),
-            f"{prefix}_p99_ms": round(float(p99), 4), f"{prefix}_fps": round(float(len(ms) / (ms.sum() / 1e3)), 2)}
+    return {
+        f"{prefix}_p50_ms": round(float(p50), 4),
+        f"{prefix}_p90_ms": round(float(p90), 4),
+        f"{prefix}_p99_ms": round(float(p99), 4),
+        f"{prefix}_fps": round(float(len(ms) / (ms.sum() / 1e3)), 2),
+    }
 
 
 def _timed(run, inputs: list, warmup: int, iterations: int) -> list[float]:
@@ -60,15 +72,39 @@ def measure_latency(predictor: Predictor, images: list[np.ndarray], warmup: int 
     inputs = [predictor.preprocess(im)[0] for im in images]
     model_times = _timed(predictor.infer, inputs, warmup, iterations)
     e2e_times = _timed(predictor.predict, images, warmup, iterations)
-    return {**_stats("model", model_times), **_stats("e2e", e2e_times), "iterations": int(iterations), "warmup": int(warmup)}
+    return {
+        **_stats("model", model_times),
+        **_stats("e2e", e2e_times),
+        "iterations": int(iterations),
+        "warmup": int(warmup),
+    }
+
+
+def measure_interleaved(
+    predictors: dict[str, Predictor], images: list[np.ndarray], warmup: int, iterations: int, rounds: int
+) -> dict[str, dict]:
+    """Latency of every predictor, ``rounds`` interleaved rounds of ``iterations / rounds`` runs
+    each (a drift of the machine's speed affects them all alike); every key is the median over rounds."""
+    per_round = max(1, iterations // rounds)
+    runs: dict[str, list[dict]] = {name: [] for name in predictors}
+    for _ in range(rounds):
+        for name, predictor in predictors.items():
+            runs[name].append(measure_latency(predictor, images, warmup, per_round))
+    return {
+        name: {k: round(float(np.median([r[k] for r in rs])), 4) for k in LATENCY_KEYS} for name, rs in runs.items()
+    }
 
 
 def latency_from_trtexec(metrics: dict) -> dict:
     """Our latency keys from trtexec's parsed performance summary (``handkp.remote.parse_trtexec_log``):
     model-only = trtexec's "Latency" (H2D + GPU compute + D2H per batch-1 query), p50 = its median,
     FPS = its throughput. End-to-end is not measured by trtexec, so there are no ``e2e_*`` keys."""
-    pairs = {"model_p50_ms": "latency_median_ms", "model_p90_ms": "latency_p90_ms",
-             "model_p99_ms": "latency_p99_ms", "model_fps": "throughput_qps"}
+    pairs = {
+        "model_p50_ms": "latency_median_ms",
+        "model_p90_ms": "latency_p90_ms",
+        "model_p99_ms": "latency_p99_ms",
+        "model_fps": "throughput_qps",
+    }
     out = {ours: float(metrics[theirs]) for ours, theirs in pairs.items() if theirs in metrics}
     if "model_p50_ms" not in out:
         raise ValueError("trtexec summary without a latency median: cannot report latency")
@@ -99,10 +135,10 @@ def run_benchmark(params: dict) -> dict:
     onnxruntime / tensorrt: measured here on val images (model-only and end-to-end). jetson:
     trtexec's own performance summary from the engine build (reports/metrics/engine.json), model-only."""
     from ..data.cache import ImageCache
-    from ..deploy.artefacts import ENGINE_METRICS, artefact_path, load_deployed
+    from ..deploy.artefacts import artefact_path, load_deployed
 
     cfg, deploy = params["benchmark"], params["deploy"]
-    target, threads = deploy["target"], int(cfg["threads"])
+    target, threads = deploy["target"], int(params["runtime"]["threads"])
     result, notes = {"target": target, "device": None, "threads": threads}, []
     for name in ("heatmap", "yolo"):
         if not artefact_path(ENGINE_DIR, name, target).is_file():
@@ -125,7 +161,9 @@ def run_benchmark(params: dict) -> dict:
         result[name] = measure_latency(predictor, images, int(cfg["warmup"]), int(cfg["iterations"]))
         print(name, json.dumps(result[name]))
     if target == "jetson":
-        notes.append("jetson: model-only latency from trtexec's performance summary on the device; end-to-end not measured")
+        notes.append(
+            "jetson: model-only latency from trtexec's performance summary on the device; end-to-end not measured"
+        )
     if notes:
         result["notes"] = notes
     write_json(LATENCY, result)

@@ -1,5 +1,5 @@
 """Several hands in larger frames: ``MultiHandPipeline`` (the YOLO-pose detector, the tracker
-and the heatmap model) on synthetic clips of val hands (``handkp.evaluate.clips``), scored
+and the heatmap model) on synthetic clips of val hands (``handkp.bench.clips``), scored
 against the labels moved with each hand.
 
     clips = make_clips(pixels, keypoints, names, seed, n_clips=12, frames=60)
@@ -24,33 +24,34 @@ that distance <= ``MATCH_DISTANCE`` or box IoU >= ``MATCH_IOU``). Then:
 - **FPS**: frames / the wall time of ``process`` (detector, crops, model and tracker; with label
   boxes, no detector).
 ``by_hands`` groups frames by how many true hands they hold."""
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import polars as pl
 
+from ..bench.clips import Clip, FrameHand, make_clips
+from ..core.geometry import box_iou
 from ..core.io import sha256_file, write_json
-from ..core.paths import HEATMAP_ONNX, IMAGE_CACHE, METRICS, PREPARED_TABLE, YOLO_ONNX
+from ..core.paths import HEATMAP_ONNX, IMAGE_CACHE, MULTIHAND, PREPARED_TABLE, YOLO_ONNX
 from ..data.cache import CacheError, ImageCache
 from ..data.dataset import split_arrays
 from ..runtime import load_predictor
 from ..track import HandTracker, MultiHandPipeline, TrackedHand, YoloHandDetector
 from ..track.pipeline import Detector
-from ..track.tracker import best_assignment, box_iou
-from .clips import Clip, FrameHand, make_clips
+from ..track.tracker import best_assignment
 
-MULTIHAND = METRICS / "multihand.json"
 PCK_THRESHOLDS = (1, 3, 5, 10)
 MATCH_DISTANCE = 0.5  # mean keypoint distance, in the true hand's sizes (its visible keypoints' box, longer side)
 MATCH_IOU = 0.3
 FPS_CLIP = 30.0  # the clips' timestamps: frame i at i / 30 s
 LABEL_BOX_SCALE = 1.2  # a detector's box spans ~1.2 x the hand's keypoints (handkp.track.roi's measure)
 
-__all__ = ["ClipRun", "LabelBoxes", "make_clips", "match_frame", "run_clips", "run_multihand", "score"]
+__all__ = ["ClipRun", "LabelBoxes", "match_frame", "run_clips", "run_multihand", "score"]
 
 
 @dataclass
@@ -111,7 +112,9 @@ def match_frame(truth: list[FrameHand], predicted: list[TrackedHand]) -> list[tu
     for r, t in enumerate(truth):
         vis = t.visible if t.visible.any() else np.ones(len(t.keypoints), bool)
         for c, p in enumerate(predicted):
-            d = float(np.linalg.norm(np.asarray(p.keypoints, np.float64)[vis] - t.keypoints[vis], axis=1).mean()) / hand_size(t)
+            d = float(
+                np.linalg.norm(np.asarray(p.keypoints, np.float64)[vis] - t.keypoints[vis], axis=1).mean()
+            ) / hand_size(t)
             if d <= MATCH_DISTANCE or box_iou(t.box(), np.asarray(p.box, np.float64)) >= MATCH_IOU:
                 cost[r, c] = d
     return best_assignment(cost, 1e12)
@@ -133,17 +136,27 @@ def _frame_records(clips: list[Clip], runs: list[ClipRun]) -> list[dict]:
                     errors.append(np.full(int(t.visible.sum()), np.inf))
                     continue
                 p = predicted[pairs[r]]
-                e = np.linalg.norm(np.asarray(p.keypoints, np.float64)[t.visible] - t.keypoints[t.visible], axis=1) / t.scale
+                e = (
+                    np.linalg.norm(np.asarray(p.keypoints, np.float64)[t.visible] - t.keypoints[t.visible], axis=1)
+                    / t.scale
+                )
                 errors.append(e)
                 matched.append(e)
                 if t.identity in last_id and last_id[t.identity] != p.id:
                     switches += 1
                 last_id[t.identity] = p.id
-            records.append({"n_true": len(truth), "errors": np.concatenate(errors) if errors else np.empty(0),
-                            "matched_errors": np.concatenate(matched) if matched else np.empty(0),
-                            "missed": len(truth) - len(pairs), "false": len(predicted) - len(pairs),
-                            "switches": switches, "n_pred": len(predicted),
-                            "seconds": run.seconds[i] if i < len(run.seconds) else 0.0})
+            records.append(
+                {
+                    "n_true": len(truth),
+                    "errors": np.concatenate(errors) if errors else np.empty(0),
+                    "matched_errors": np.concatenate(matched) if matched else np.empty(0),
+                    "missed": len(truth) - len(pairs),
+                    "false": len(predicted) - len(pairs),
+                    "switches": switches,
+                    "n_pred": len(predicted),
+                    "seconds": run.seconds[i] if i < len(run.seconds) else 0.0,
+                }
+            )
     return records
 
 
@@ -158,12 +171,18 @@ def _figures(records: list[dict]) -> dict:
         out[f"pck_{t}px"] = float(np.mean(errors <= t)) if errors.size else None
     out["epe_median_px"] = float(np.median(matched)) if matched.size else None
     missed = sum(r["missed"] for r in records)
-    out.update({"missed_hands": missed, "missed_rate": missed / hands if hands else None,
-                "false_hands": sum(r["false"] for r in records),
-                "id_switches": sum(r["switches"] for r in records),
-                "hand_free_frames": len(free), "hand_free_false_positive_frames": sum(r["n_pred"] > 0 for r in free),
-                "hand_free_false_positive_rate": (sum(r["n_pred"] > 0 for r in free) / len(free)) if free else None,
-                "fps": len(records) / seconds if seconds > 0 else None})
+    out.update(
+        {
+            "missed_hands": missed,
+            "missed_rate": missed / hands if hands else None,
+            "false_hands": sum(r["false"] for r in records),
+            "id_switches": sum(r["switches"] for r in records),
+            "hand_free_frames": len(free),
+            "hand_free_false_positive_frames": sum(r["n_pred"] > 0 for r in free),
+            "hand_free_false_positive_rate": (sum(r["n_pred"] > 0 for r in free) / len(free)) if free else None,
+            "fps": len(records) / seconds if seconds > 0 else None,
+        }
+    )
     return out
 
 
@@ -172,8 +191,10 @@ def score(clips: list[Clip], runs: list[ClipRun]) -> dict:
     docstring: what each figure is)."""
     records = _frame_records(clips, runs)
     counts = sorted({r["n_true"] for r in records})
-    return {"overall": _figures(records),
-            "by_hands": {str(n): _figures([r for r in records if r["n_true"] == n]) for n in counts}}
+    return {
+        "overall": _figures(records),
+        "by_hands": {str(n): _figures([r for r in records if r["n_true"] == n]) for n in counts},
+    }
 
 
 def rounded_figures(figures: dict, digits: int = 6) -> dict:
@@ -181,13 +202,15 @@ def rounded_figures(figures: dict, digits: int = 6) -> dict:
 
 
 def rounded_score(figures: dict) -> dict:
-    return {"overall": rounded_figures(figures["overall"]),
-            "by_hands": {n: rounded_figures(f) for n, f in figures["by_hands"].items()}}
+    return {
+        "overall": rounded_figures(figures["overall"]),
+        "by_hands": {n: rounded_figures(f) for n, f in figures["by_hands"].items()},
+    }
 
 
 def run_multihand(params: dict) -> dict:
     """The multihand stage: ``multihand.n_clips`` clips of val hands through the ONNX heatmap
-    model and the YOLO detector (ONNX Runtime, ``benchmark.threads``), smoothing off, then again
+    model and the YOLO detector (ONNX Runtime, ``runtime.threads``), smoothing off, then again
     with ``LabelBoxes`` for the detector -> reports/metrics/multihand.json (the YOLO run's
     figures at the top, the label-box run's under ``label_boxes``)."""
     cfg, seed = params["multihand"], int(params["seed"])
@@ -195,32 +218,53 @@ def run_multihand(params: dict) -> dict:
     table_names, keypoints = split_arrays(pl.read_parquet(PREPARED_TABLE), "val")
     if table_names != names:
         raise CacheError(f"{IMAGE_CACHE}: the val cache does not match {PREPARED_TABLE}; run dvc repro prepare")
-    threads, conf = int(params["benchmark"]["threads"]), float(params["yolo"]["conf_threshold"])
+    threads, conf = int(params["runtime"]["threads"]), float(params["evaluate"]["yolo_conf_threshold"])
     frame_size = (int(cfg["frame_size"][0]), int(cfg["frame_size"][1]))
-    settings = {"n_clips": int(cfg["n_clips"]), "frames": int(cfg["frames"]), "frame_size": list(frame_size),
-                "max_hands": int(cfg["max_hands"]),
-                "detect_every": int(cfg["detect_every"]), "presence_threshold": float(cfg["presence_threshold"]),
-                "upright": bool(cfg["upright"]),
-                "smoothing": False, "conf_threshold": conf, "threads": threads, "seed": seed,
-                "match_distance": MATCH_DISTANCE, "match_iou": MATCH_IOU, "clip_fps": FPS_CLIP}
+    settings = {
+        "n_clips": int(cfg["n_clips"]),
+        "frames": int(cfg["frames"]),
+        "frame_size": list(frame_size),
+        "max_hands": int(cfg["max_hands"]),
+        "detect_every": int(cfg["detect_every"]),
+        "presence_threshold": float(cfg["presence_threshold"]),
+        "upright": bool(cfg["upright"]),
+        "smoothing": False,
+        "conf_threshold": conf,
+        "threads": threads,
+        "seed": seed,
+        "match_distance": MATCH_DISTANCE,
+        "match_iou": MATCH_IOU,
+        "clip_fps": FPS_CLIP,
+    }
     predictor = load_predictor(HEATMAP_ONNX, "onnxruntime", "cpu", threads)
     detector = YoloHandDetector(YOLO_ONNX, conf_threshold=conf, threads=threads)
 
     def pipeline(clip_detector: Detector) -> MultiHandPipeline:
-        tracker = HandTracker(max_hands=settings["max_hands"], detect_every=settings["detect_every"],
-                              presence_threshold=settings["presence_threshold"], smoothing=None,
-                              crop_size=predictor.input_size, upright=settings["upright"])
+        tracker = HandTracker(
+            max_hands=settings["max_hands"],
+            detect_every=settings["detect_every"],
+            presence_threshold=settings["presence_threshold"],
+            smoothing=None,
+            crop_size=predictor.input_size,
+            upright=settings["upright"],
+        )
         return MultiHandPipeline(predictor, clip_detector, tracker)
 
-    clips = make_clips(pixels, keypoints, names, seed, settings["n_clips"], settings["frames"], frame_size,
-                       settings["max_hands"])
+    clips = make_clips(
+        pixels, keypoints, names, seed, settings["n_clips"], settings["frames"], frame_size, settings["max_hands"]
+    )
     with_yolo = rounded_score(score(clips, run_clips(lambda clip: pipeline(detector), clips)))
     with_labels = rounded_score(score(clips, run_clips(lambda clip: pipeline(LabelBoxes(clip)), clips)))
-    result = {"settings": {**settings, "label_box_scale": LABEL_BOX_SCALE},
-              "files": {"heatmap": sha256_file(HEATMAP_ONNX), "yolo": sha256_file(YOLO_ONNX)},
-              **with_yolo, "label_boxes": with_labels}
+    result = {
+        "settings": {**settings, "label_box_scale": LABEL_BOX_SCALE},
+        "files": {"heatmap": sha256_file(HEATMAP_ONNX), "yolo": sha256_file(YOLO_ONNX)},
+        **with_yolo,
+        "label_boxes": with_labels,
+    }
     for name, o in (("YOLO detector", with_yolo["overall"]), ("label boxes", with_labels["overall"])):
-        print(f"multihand, {name}: {o['frames']} frames, {o['hands']} hands: PCK@5 {o['pck_5px']}, "
-              f"missed {o['missed_hands']}, false {o['false_hands']}, ID switches {o['id_switches']}, {o['fps']} FPS")
+        print(
+            f"multihand, {name}: {o['frames']} frames, {o['hands']} hands: PCK@5 {o['pck_5px']}, "
+            f"missed {o['missed_hands']}, false {o['false_hands']}, ID switches {o['id_switches']}, {o['fps']} FPS"
+        )
     write_json(MULTIHAND, result)
     return result

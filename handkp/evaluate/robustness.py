@@ -5,6 +5,7 @@ moved exactly with the image; and how well the presence score tells hands from h
 
     result = robustness_table(predictors, pixels, keypoints, names, seed)
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +13,7 @@ import polars as pl
 
 from ..core.io import sha256_file, write_json
 from ..core.metrics import compute_metrics
-from ..core.paths import HEATMAP_ONNX, IMAGE_CACHE, METRICS, PREPARED_TABLE, YOLO_ONNX
+from ..core.paths import HEATMAP_ONNX, IMAGE_CACHE, PREPARED_TABLE, ROBUSTNESS, YOLO_ONNX
 from ..data.augment import CONDITIONS, perturb
 from ..data.cache import CacheError, ImageCache
 from ..data.dataset import split_arrays
@@ -20,24 +21,35 @@ from ..data.negatives import hand_free_image
 from ..runtime import Predictor, load_predictor
 from .evaluation import predict_images, rounded
 
-ROBUSTNESS = METRICS / "robustness.json"
 REPORTED = ("pck_1px", "pck_3px", "pck_5px", "pck_7px", "pck_10px", "auc_0_15px", "epe_mean_px", "missed_images")
 
 
-def perturbed_split(condition: str, pixels: np.ndarray, keypoints: np.ndarray, names: list[str], seed: int
-                    ) -> tuple[dict[str, np.ndarray], pl.DataFrame]:
+def perturbed_split(
+    condition: str, pixels: np.ndarray, keypoints: np.ndarray, names: list[str], seed: int
+) -> tuple[dict[str, np.ndarray], pl.DataFrame]:
     """The images under ``condition`` (name -> RGB) and their ground truth (``image, keypoint, x,
     y, visibility``); a keypoint moved outside the image is not visible. Seeded per image."""
     index = list(CONDITIONS).index(condition)
     images, rows = {}, []
     size = pixels.shape[1]
     for i, name in enumerate(names):
-        image, kp = perturb(condition, np.asarray(pixels[i]), keypoints[i, :, :2], np.random.default_rng([seed, index, i]))
+        image, kp = perturb(
+            condition, np.asarray(pixels[i]), keypoints[i, :, :2], np.random.default_rng([seed, index, i])
+        )
         inside = (kp >= 0).all(axis=1) & (kp < size).all(axis=1)
         visible = np.where((keypoints[i, :, 2] > 0) & inside, 2, 0)
         images[name] = image
-        rows.append(pl.DataFrame({"image": [name] * len(kp), "keypoint": np.arange(len(kp), dtype=np.int8),
-                                  "x": kp[:, 0], "y": kp[:, 1], "visibility": visible.astype(np.int8)}))
+        rows.append(
+            pl.DataFrame(
+                {
+                    "image": [name] * len(kp),
+                    "keypoint": np.arange(len(kp), dtype=np.int8),
+                    "x": kp[:, 0],
+                    "y": kp[:, 1],
+                    "visibility": visible.astype(np.int8),
+                }
+            )
+        )
     return images, pl.concat(rows)
 
 
@@ -55,21 +67,37 @@ def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
     return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def presence_separation(predictor: Predictor, pixels: np.ndarray, keypoints: np.ndarray, seed: int, threshold: float) -> dict:
+def presence_separation(
+    predictor: Predictor, pixels: np.ndarray, keypoints: np.ndarray, seed: int, threshold: float
+) -> dict:
     """Presence scores on the hand images and on hand-free images cut from the same scenes: the
     share of each at or above ``threshold`` and the threshold-free AUROC."""
     hands = np.array([p.presence for p in predictor.predict_batch([np.asarray(x) for x in pixels])])
-    free_images = [hand_free_image(np.asarray(x), k[:, :2], np.random.default_rng([seed, 999, i]))
-                   for i, (x, k) in enumerate(zip(pixels, keypoints))]
+    free_images = [
+        hand_free_image(np.asarray(x), k[:, :2], np.random.default_rng([seed, 999, i]))
+        for i, (x, k) in enumerate(zip(pixels, keypoints))
+    ]
     free = np.array([p.presence for p in predictor.predict_batch(free_images)])
-    return {"threshold": threshold, "n_hand": len(hands), "n_hand_free": len(free),
-            "hands_found": float(np.mean(hands >= threshold)), "hand_free_flagged": float(np.mean(free >= threshold)),
-            "auroc": auroc(hands, free), "presence_hand_median": float(np.median(hands)),
-            "presence_hand_free_median": float(np.median(free))}
+    return {
+        "threshold": threshold,
+        "n_hand": len(hands),
+        "n_hand_free": len(free),
+        "hands_found": float(np.mean(hands >= threshold)),
+        "hand_free_flagged": float(np.mean(free >= threshold)),
+        "auroc": auroc(hands, free),
+        "presence_hand_median": float(np.median(hands)),
+        "presence_hand_free_median": float(np.median(free)),
+    }
 
 
-def robustness_table(predictors: dict[str, Predictor], pixels: np.ndarray, keypoints: np.ndarray, names: list[str],
-                     seed: int, batch_size: int = 32) -> dict[str, dict[str, dict]]:
+def robustness_table(
+    predictors: dict[str, Predictor],
+    pixels: np.ndarray,
+    keypoints: np.ndarray,
+    names: list[str],
+    seed: int,
+    batch_size: int = 32,
+) -> dict[str, dict[str, dict]]:
     """{model: {condition: metrics}} for every condition of ``CONDITIONS``."""
     out: dict[str, dict[str, dict]] = {name: {} for name in predictors}
     for condition in CONDITIONS:
@@ -89,19 +117,31 @@ def run_robustness(params: dict) -> dict:
     table_names, keypoints_all = split_arrays(pl.read_parquet(PREPARED_TABLE), "val")
     if table_names != names_all:
         raise CacheError(f"{IMAGE_CACHE}: the val cache does not match {PREPARED_TABLE}; run dvc repro prepare")
-    pick = np.sort(np.random.default_rng(seed).choice(len(names_all), size=min(int(cfg["images"]), len(names_all)), replace=False))
+    pick = np.sort(
+        np.random.default_rng(seed).choice(len(names_all), size=min(int(cfg["images"]), len(names_all)), replace=False)
+    )
     names, pixels, keypoints = [names_all[i] for i in pick], pixels_all[pick], keypoints_all[pick]
-    threads, conf = int(params["benchmark"]["threads"]), float(params["yolo"]["conf_threshold"])
+    threads, conf = int(params["runtime"]["threads"]), float(params["evaluate"]["yolo_conf_threshold"])
     predictors = {"heatmap": load_predictor(HEATMAP_ONNX, "onnxruntime", "cpu", threads)}
-    thresholds = {"heatmap": float(cfg["presence_threshold"]), "yolo": conf}  # YOLO: a hand is a detection at its threshold
+    thresholds = {
+        "heatmap": float(cfg["presence_threshold"]),
+        "yolo": conf,
+    }  # YOLO: a hand is a detection at its threshold
     if YOLO_ONNX.is_file():
         predictors["yolo"] = load_predictor(YOLO_ONNX, "onnxruntime", "cpu", threads, conf_threshold=conf)
     files = {"heatmap": HEATMAP_ONNX, "yolo": YOLO_ONNX}
-    result = {"images": len(names), "seed": seed, "files": {m: sha256_file(files[m]) for m in predictors},
-              "conditions": {c: {"operation": op, "strength": v} for c, (op, v) in CONDITIONS.items()},
-              "models": {m: {c: rounded(v) for c, v in rows.items()}
-                         for m, rows in robustness_table(predictors, pixels, keypoints, names, seed, int(cfg["batch_size"])).items()},
-              "presence": {m: rounded(presence_separation(p, pixels, keypoints, seed, thresholds[m]))
-                           for m, p in predictors.items()}}
+    result = {
+        "images": len(names),
+        "seed": seed,
+        "files": {m: sha256_file(files[m]) for m in predictors},
+        "conditions": {c: {"operation": op, "strength": v} for c, (op, v) in CONDITIONS.items()},
+        "models": {
+            m: {c: rounded(v) for c, v in rows.items()}
+            for m, rows in robustness_table(predictors, pixels, keypoints, names, seed, int(cfg["batch_size"])).items()
+        },
+        "presence": {
+            m: rounded(presence_separation(p, pixels, keypoints, seed, thresholds[m])) for m, p in predictors.items()
+        },
+    }
     write_json(ROBUSTNESS, result)
     return result

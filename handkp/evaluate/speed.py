@@ -9,12 +9,14 @@ baseline, on every CPU runtime and precision of ``speed.runtimes``, all in one i
     openvino/int8      an NNCF INT8 IR (``handkp.deploy.openvino``)
 
 The variants' latency does not depend on their weights, so each is exported from a seeded
-random initialisation; trained models (the default, YOLO) are measured from their files. INT8
-files are built in a temporary folder, calibrated on train images each pre-processed by the
-model's own predictor, except those given in ``prebuilt`` (the speed stage: the quantize stage's
+random initialisation (``handkp.deploy.export.export_variant``); trained models (the default,
+YOLO) are measured from their files. INT8 files are built in a temporary folder
+(``handkp.deploy.artefacts.build_int8``), calibrated on train images each pre-processed by the
+model's own decoder, except those given in ``prebuilt`` (the speed stage: the quantize stage's
 models/heatmap.int8.onnx and the openvino_int8 stage's IRs, whose PCK on val is reported, so what
-is timed is what is evaluated). Models are measured in interleaved rounds so that drifts of the
-machine's speed affect all of them alike; each figure is the median over rounds.
+is timed is what is evaluated). Models are measured in interleaved rounds
+(``handkp.evaluate.latency.measure_interleaved``) so that drifts of the machine's speed affect
+all of them alike; each figure is the median over rounds.
 
 A row is one model on one runtime at one precision (key ``<model>@<runtime>/<precision>``, the
 three also as fields). ``best``: each model on its fastest runtime/precision (lowest end-to-end
@@ -22,29 +24,32 @@ p50); ``best_vs_best``: the trained default's best against YOLO's best. Where a 
 fastest at bf16, which no other stage evaluates, the speed stage evaluates it there on val
 (``best[model]["val"]``), so the best-against-best comparison states the accuracy of what it times.
 """
+
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
-from ..core.codec import codec_for_model
 from ..core.errors import HandkpError
 from ..core.io import atomic_path, write_json
-from ..core.paths import HEATMAP_INT8_ONNX, HEATMAP_ONNX, IMAGE_CACHE, PREPARED_TABLE, REPORTS, YOLO_ONNX
-from ..deploy.artefacts import artefact_path, build_artefact
-from ..deploy.export import export_onnx
-from ..deploy.quantize import quantize_int8
-from ..model.checkpoint import save_checkpoint
-from ..model.network import build_model
+from ..core.paths import (
+    HEATMAP_INT8_ONNX,
+    HEATMAP_ONNX,
+    IMAGE_CACHE,
+    OPENVINO_INT8_DIR,
+    PREPARED_TABLE,
+    SPEED,
+    VARIANTS_CSV,
+    YOLO_ONNX,
+)
+from ..deploy.artefacts import artefact_path, build_int8
+from ..deploy.export import export_variant
 from ..runtime import Predictor, load_predictor
 from ..runtime.decoders import YOLO_CONF_THRESHOLD
 from .evaluation import split_metrics
-from .int8 import OPENVINO_INT8_DIR
-from .latency import LATENCY_KEYS, measure_latency
+from .latency import measure_interleaved
 
 RUNTIMES = ("onnxruntime/fp32", "onnxruntime/int8", "openvino/fp32", "openvino/bf16", "openvino/int8")
 ARCH_KEYS = ("backbone_tail", "width_mult", "reduced_tail", "head", "deconv_layers", "deconv_channels")
@@ -54,55 +59,6 @@ BEST_KEYS = ("model_p50_ms", "e2e_p50_ms", "e2e_p99_ms", "e2e_fps")
 
 class SpeedError(HandkpError):
     """The speed table could not be measured (the message names the setting, or the model and runtime)."""
-
-
-def count_macs(model: nn.Module, input_size: int = 224) -> int:
-    """Multiply-accumulates of one (1, 3, S, S) forward pass through convolutions and linear layers."""
-    total = 0
-
-    def hook(m, inputs, output):
-        nonlocal total
-        if isinstance(m, nn.Conv2d):
-            total += output.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
-        elif isinstance(m, nn.ConvTranspose2d):
-            total += inputs[0].numel() * (m.out_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
-        elif isinstance(m, nn.Linear):
-            total += m.in_features * m.out_features
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
-    with torch.no_grad():
-        model.eval()(torch.zeros(1, 3, input_size, input_size))
-    for h in handles:
-        h.remove()
-    return total
-
-
-def export_variant(model_cfg: dict, codec_cfg: dict, onnx_path: Path, seed: int = 0) -> dict:
-    """Exports a seeded random-weight network of ``model_cfg`` to ONNX; returns its size figures."""
-    torch.manual_seed(seed)
-    model = build_model(model_cfg)
-    model.train()
-    with torch.no_grad():  # BatchNorm statistics of real scale: untrained ones give denormal activations, slow on CPU
-        for _ in range(3):
-            model(torch.rand(8, 3, 224, 224) * 255)
-    model.eval()
-    codec = codec_for_model(model_cfg, codec_cfg)
-    ckpt = Path(onnx_path).with_suffix(".pt")
-    save_checkpoint(ckpt, model_cfg, codec, model.state_dict())
-    export_onnx(ckpt, onnx_path)
-    return {"params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 3), "macs_m": round(count_macs(model) / 1e6, 1),
-            "heatmap_size": codec.heatmap_size}
-
-
-def measure_interleaved(predictors: dict[str, Predictor], images: list[np.ndarray], warmup: int, iterations: int, rounds: int) -> dict[str, dict]:
-    """Latency of every predictor, ``rounds`` interleaved rounds of ``iterations / rounds`` runs
-    each; every key is the median over rounds."""
-    per_round = max(1, iterations // rounds)
-    runs: dict[str, list[dict]] = {name: [] for name in predictors}
-    for _ in range(rounds):
-        for name, predictor in predictors.items():
-            runs[name].append(measure_latency(predictor, images, warmup, per_round))
-    return {name: {k: round(float(np.median([r[k] for r in rs])), 4) for k in LATENCY_KEYS} for name, rs in runs.items()}
 
 
 # ---- runtimes and model files --------------------------------------------------------------------
@@ -135,25 +91,14 @@ def unavailable_reason(runtime: str, precision: str) -> str | None:
     return ov_runtime.precision_unavailable_reason(precision, "CPU")
 
 
-def int8_file(name: str, onnx_path: Path, runtime: str, folder: Path, calibration: list[np.ndarray]) -> Path:
-    """The INT8 file of ``onnx_path`` for ``runtime``, built in ``folder``, calibrated on the RGB
-    images ``calibration``, each pre-processed by the model's own predictor."""
-    if not calibration:
-        raise SpeedError(f"{name}: {runtime}/int8 needs calibration images (quantize.calibration_images)")
-    if runtime == "onnxruntime":
-        fp32 = load_predictor(onnx_path, "onnxruntime", "cpu", 1)
-        return quantize_int8(onnx_path, folder / f"{name}.int8.onnx", [fp32.preprocess(image)[0] for image in calibration])
-    build_artefact("openvino", onnx_path, folder / "openvino", name, {"openvino": {"precision": "int8"}}, calibration_images=calibration)
-    return artefact_path(folder / "openvino", name, "openvino")
-
-
-def load_on(path: Path, runtime: str, precision: str, threads: int, conf_threshold: float = YOLO_CONF_THRESHOLD) -> Predictor:
+def load_on(
+    path: Path, runtime: str, precision: str, threads: int, conf_threshold: float = YOLO_CONF_THRESHOLD
+) -> Predictor:
     """A CPU predictor of ``path`` on ``runtime`` at ``precision`` (``conf_threshold``: a YOLO
     file's detection threshold)."""
     if runtime == "onnxruntime":
         return load_predictor(path, "onnxruntime", "cpu", threads, conf_threshold=conf_threshold)
     return load_predictor(path, "openvino", "cpu", threads, conf_threshold=conf_threshold, precision=precision)
-
 
 
 # ---- the table -----------------------------------------------------------------------------------
@@ -167,8 +112,15 @@ def best_rows(rows: dict[str, dict]) -> dict[str, dict]:
         model = row["model"]
         if model not in best or row["e2e_p50_ms"] < rows[best[model]]["e2e_p50_ms"]:
             best[model] = key
-    return {model: {"row": key, "runtime": rows[key]["runtime"], "precision": rows[key]["precision"],
-                    **{k: rows[key][k] for k in BEST_KEYS if k in rows[key]}} for model, key in best.items()}
+    return {
+        model: {
+            "row": key,
+            "runtime": rows[key]["runtime"],
+            "precision": rows[key]["precision"],
+            **{k: rows[key][k] for k in BEST_KEYS if k in rows[key]},
+        }
+        for model, key in best.items()
+    }
 
 
 def best_vs_best(best: dict[str, dict], model: str, reference: str) -> dict | None:
@@ -177,14 +129,31 @@ def best_vs_best(best: dict[str, dict], model: str, reference: str) -> dict | No
     if model not in best or reference not in best:
         return None
     a, b = best[model], best[reference]
-    return {"model": model, "reference": reference, "model_row": a["row"], "reference_row": b["row"],
-            "e2e_p50_ratio": round(a["e2e_p50_ms"] / b["e2e_p50_ms"], 3)}
+    return {
+        "model": model,
+        "reference": reference,
+        "model_row": a["row"],
+        "reference_row": b["row"],
+        "e2e_p50_ratio": round(a["e2e_p50_ms"] / b["e2e_p50_ms"], 3),
+    }
 
 
-def speed_table(variants: dict[str, dict], base_model: dict, codec_cfg: dict, files: dict[str, Path], images: list[np.ndarray],
-                threads: int, warmup: int, iterations: int, rounds: int, runtimes=RUNTIMES,
-                calibration_images: list[np.ndarray] | None = None, prebuilt: dict[str, Path] | None = None,
-                reference: str = "yolo", model: str = "default") -> dict:
+def speed_table(
+    variants: dict[str, dict],
+    base_model: dict,
+    codec_cfg: dict,
+    files: dict[str, Path],
+    images: list[np.ndarray],
+    threads: int,
+    warmup: int,
+    iterations: int,
+    rounds: int,
+    runtimes=RUNTIMES,
+    calibration_images: list[np.ndarray] | None = None,
+    prebuilt: dict[str, Path] | None = None,
+    reference: str = "yolo",
+    model: str = "default",
+) -> dict:
     """Every model (each variant: ``base_model`` updated with its keys, random weights; each fp32
     ONNX file of ``files``, name -> path) on every runtime/precision of ``runtimes``, measured in
     one interleaved run. ``calibration_images`` (RGB uint8) calibrate the INT8 files built here;
@@ -223,7 +192,11 @@ def speed_table(variants: dict[str, dict], base_model: dict, codec_cfg: dict, fi
                     if key in prebuilt:
                         path = Path(prebuilt[key])
                     elif precision == "int8":
-                        path = int8_file(name, onnx_path, runtime, folder, list(calibration_images or []))
+                        if not calibration_images:
+                            raise SpeedError(
+                                f"{name}: {runtime}/int8 needs calibration images (quantize.calibration_images)"
+                            )
+                        path = build_int8(onnx_path, runtime, folder, name, list(calibration_images))
                         row["calibration_images"] = len(calibration_images)
                     else:
                         path = onnx_path
@@ -235,7 +208,7 @@ def speed_table(variants: dict[str, dict], base_model: dict, codec_cfg: dict, fi
                 if not path.is_relative_to(folder):
                     row["file"] = str(path)
                 if runtime == "openvino":
-                    row["inference_precision"] = predictors[key].run.inference_precision()
+                    row["inference_precision"] = predictors[key].inference_precision
                 rows[key] = row
         latency = measure_interleaved(predictors, images, warmup, iterations, rounds)
     for key, stats in latency.items():
@@ -252,10 +225,26 @@ def speed_table(variants: dict[str, dict], base_model: dict, codec_cfg: dict, fi
     return out
 
 
-SPEED = REPORTS / "speed" / "speed.json"
-VARIANTS_CSV = REPORTS / "speed" / "variants.csv"
-CSV_COLUMNS = ("model", "runtime", "precision", "kind", *ARCH_KEYS, "params_m", "macs_m",
-               "model_p50_ms", "e2e_p50_ms", "e2e_p99_ms", "e2e_p50_vs_yolo")
+CSV_COLUMNS = (
+    "model",
+    "runtime",
+    "precision",
+    "kind",
+    *ARCH_KEYS,
+    "params_m",
+    "macs_m",
+    "model_p50_ms",
+    "e2e_p50_ms",
+    "e2e_p99_ms",
+    "e2e_p50_vs_yolo",
+)
+TRAINED = {"default": HEATMAP_ONNX, "yolo": YOLO_ONNX}
+# The trained models' INT8 files: those the quantize and openvino_int8 stages built and evaluated.
+PREBUILT = {
+    row_key("default", "onnxruntime", "int8"): HEATMAP_INT8_ONNX,
+    row_key("default", "openvino", "int8"): artefact_path(OPENVINO_INT8_DIR, "heatmap", "openvino"),
+    row_key("yolo", "openvino", "int8"): artefact_path(OPENVINO_INT8_DIR, "yolo", "openvino"),
+}
 
 
 def run_speed(params: dict) -> dict:
@@ -265,8 +254,6 @@ def run_speed(params: dict) -> dict:
     files are calibrated on ``quantize.calibration_images`` train images (the quantize stage's
     seeded pick); the trained models' INT8 files are those the quantize and openvino_int8 stages
     built and evaluated."""
-    import polars as pl
-
     from ..core.device import cpu_model_name
     from ..data.cache import ImageCache
 
@@ -277,30 +264,68 @@ def run_speed(params: dict) -> dict:
     calibration = None
     if any(precision == "int8" for _, precision in parse_runtimes(runtimes)):
         calibration = cache.pick("train", params["quantize"]["calibration_images"], seed=params["seed"])
-    files = {"default": HEATMAP_ONNX, "yolo": YOLO_ONNX}
-    prebuilt = {row_key("default", "onnxruntime", "int8"): HEATMAP_INT8_ONNX,
-                row_key("default", "openvino", "int8"): artefact_path(OPENVINO_INT8_DIR, "heatmap", "openvino"),
-                row_key("yolo", "openvino", "int8"): artefact_path(OPENVINO_INT8_DIR, "yolo", "openvino")}
-    table = speed_table(cfg["variants"], params["model"], params["codec"], files, images, bench["threads"],
-                        bench["warmup"], bench["iterations"], cfg["rounds"], runtimes, calibration, prebuilt)
+    table = speed_table(
+        cfg["variants"],
+        params["model"],
+        params["codec"],
+        TRAINED,
+        images,
+        params["runtime"]["threads"],
+        bench["warmup"],
+        bench["iterations"],
+        cfg["rounds"],
+        runtimes,
+        calibration,
+        PREBUILT,
+    )
+    evaluate_bf16_best(table["best"], cache, params)
+    out = {
+        "device": cpu_model_name(),
+        "threads": params["runtime"]["threads"],
+        "rounds": cfg["rounds"],
+        "iterations": bench["iterations"],
+        **table,
+    }
+    write_speed(out)
+    print_speed(table)
+    return out
+
+
+def evaluate_bf16_best(best: dict[str, dict], cache, params: dict) -> None:
+    """Each trained model whose fastest row is at bf16, evaluated on val as it runs there
+    (``best[model]["val"]``); its fp32 and INT8 files have their own evaluation stages."""
+    import polars as pl
+
     gt = pl.read_parquet(PREPARED_TABLE).filter(pl.col("split") == "val")
-    conf = float(params["yolo"]["conf_threshold"])
-    for model, path in files.items():  # fp32 and INT8 files have their own evaluation stages
-        best = table["best"][model]
-        if best["precision"] == "bf16":
-            predictor = load_on(path, best["runtime"], best["precision"], bench["threads"], conf)
-            best["val"] = split_metrics(predictor, gt, cache, params["evaluate"]["batch_size"])
-    out = {"device": cpu_model_name(), "threads": bench["threads"], "rounds": cfg["rounds"], "iterations": bench["iterations"], **table}
+    conf = float(params["evaluate"]["yolo_conf_threshold"])
+    for model, path in TRAINED.items():
+        fastest = best[model]
+        if fastest["precision"] == "bf16":
+            predictor = load_on(path, fastest["runtime"], fastest["precision"], params["runtime"]["threads"], conf)
+            fastest["val"] = split_metrics(predictor, gt, cache, params["evaluate"]["batch_size"])
+
+
+def write_speed(out: dict) -> None:
+    """reports/speed/speed.json (``out``) and reports/speed/variants.csv (a line per row)."""
+    import polars as pl
+
     write_json(SPEED, out)
-    csv = pl.DataFrame([{"name": k, **{c: v.get(c) for c in CSV_COLUMNS}} for k, v in table["rows"].items()], infer_schema_length=None)
+    csv = pl.DataFrame(
+        [{"name": k, **{c: v.get(c) for c in CSV_COLUMNS}} for k, v in out["rows"].items()], infer_schema_length=None
+    )
     with atomic_path(VARIANTS_CSV) as tmp:
         csv.write_csv(tmp)
+
+
+def print_speed(table: dict) -> None:
+    """A line per row, each model's fastest row and the best against best."""
     for key, row in table["rows"].items():
-        print(f"{key:44s} e2e p50 {row['e2e_p50_ms']:6.2f} ms  p99 {row['e2e_p99_ms']:6.2f} ms  "
-              f"x{row.get('e2e_p50_vs_yolo', float('nan')):.2f} of YOLO (same runtime)")
+        print(
+            f"{key:44s} e2e p50 {row['e2e_p50_ms']:6.2f} ms  p99 {row['e2e_p99_ms']:6.2f} ms  "
+            f"x{row.get('e2e_p50_vs_yolo', float('nan')):.2f} of YOLO (same runtime)"
+        )
     for name, best in table["best"].items():
         there = f", val PCK@5 {best['val']['pck_5px']:.3f}" if "val" in best else ""
         print(f"fastest {name:28s} {best['runtime']}/{best['precision']}: e2e p50 {best['e2e_p50_ms']:.2f} ms{there}")
     if "best_vs_best" in table:
         print(f"best against best: default / YOLO e2e p50 = {table['best_vs_best']['e2e_p50_ratio']:.3f}")
-    return out

@@ -4,6 +4,7 @@ drawn in a seeded order; hand-free images mixed in.
 Every random choice of a sample (augmentation, whether it becomes a hand-free image) comes from
 a generator seeded by (seed, epoch, index), so a run is the same whatever the number of loader
 workers, and a resumed run draws what the uninterrupted one would have drawn."""
+
 from __future__ import annotations
 
 import cv2
@@ -24,8 +25,15 @@ class HeatmapDataset(Dataset):
     float32. With ``aug`` the image is augmented, and with probability ``negative_fraction`` it
     is replaced by a hand-free image of the same scene (all-zero targets, every weight 1)."""
 
-    def __init__(self, pixels: np.ndarray, keypoints: np.ndarray, codec: HeatmapCodec, aug: AugmentConfig | None,
-                 seed: int, negative_fraction: float = 0.0):
+    def __init__(
+        self,
+        pixels: np.ndarray,
+        keypoints: np.ndarray,
+        codec: HeatmapCodec,
+        aug: AugmentConfig | None,
+        seed: int,
+        negative_fraction: float = 0.0,
+    ):
         self.pixels, self.keypoints, self.codec, self.aug = pixels, keypoints, codec, aug
         self.seed, self.negative_fraction, self.epoch = seed, negative_fraction, 0
 
@@ -48,7 +56,11 @@ class HeatmapDataset(Dataset):
 
     def __getitem__(self, i: int):
         image, heatmaps, weights = self.sample(i)
-        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), torch.from_numpy(heatmaps), torch.from_numpy(weights)
+        return (
+            torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
+            torch.from_numpy(heatmaps),
+            torch.from_numpy(weights),
+        )
 
 
 class EpochSampler(Sampler):

@@ -4,6 +4,7 @@ made like it): what training writes, what the torch backend, the export and the 
     {"model_config": params' model section, "codec": HeatmapCodec fields, "state_dict": weights,
      ...extra (epoch, dev_metrics, params)}
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,12 @@ from .network import HeatmapNet, build_model
 
 def save_checkpoint(path: str | Path, model_config: dict, codec: HeatmapCodec, state_dict: dict, **extra) -> Path:
     """Writes a heatmap checkpoint atomically (tensors moved to the CPU); returns ``path``."""
-    state = {"model_config": model_config, "codec": codec.to_dict(),
-             "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}, **extra}
+    state = {
+        "model_config": model_config,
+        "codec": codec.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
+        **extra,
+    }
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
     return Path(path)

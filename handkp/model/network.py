@@ -1,5 +1,6 @@
 """The heatmap network: MobileNetV3-Large features + an upsampling head + a 1×1 conv to 21
 heatmaps. Plain ``nn.Module``s built from the ``model`` section of params.yaml."""
+
 from __future__ import annotations
 
 import urllib.error
@@ -42,8 +43,16 @@ class PixelStemConv(nn.Conv2d):
     @classmethod
     def like(cls, conv: nn.Conv2d) -> "PixelStemConv":
         """A PixelStemConv with ``conv``'s shape and hyper-parameters (fresh weights)."""
-        return cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                   conv.dilation, conv.groups, bias=False)
+        return cls(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            conv.stride,
+            conv.padding,
+            conv.dilation,
+            conv.groups,
+            bias=False,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) pixels 0–255 -> (N, C, H', W') as the original conv on normalised input."""
@@ -64,19 +73,24 @@ def upsample_block(kind: str, in_ch: int, out_ch: int) -> nn.Sequential:
         return nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 4, stride=2, padding=1, bias=False), *_bn_relu(out_ch))
     if kind == "dw_deconv":
         return nn.Sequential(
-            nn.ConvTranspose2d(in_ch, in_ch, 4, stride=2, padding=1, groups=in_ch, bias=False), *_bn_relu(in_ch),
-            nn.Conv2d(in_ch, out_ch, 1, bias=False), *_bn_relu(out_ch),
+            nn.ConvTranspose2d(in_ch, in_ch, 4, stride=2, padding=1, groups=in_ch, bias=False),
+            *_bn_relu(in_ch),
+            nn.Conv2d(in_ch, out_ch, 1, bias=False),
+            *_bn_relu(out_ch),
         )
     if kind == "bilinear_dw":
         return nn.Sequential(
             nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-            nn.Conv2d(in_ch, in_ch, 3, padding=1, groups=in_ch, bias=False), *_bn_relu(in_ch),
-            nn.Conv2d(in_ch, out_ch, 1, bias=False), *_bn_relu(out_ch),
+            nn.Conv2d(in_ch, in_ch, 3, padding=1, groups=in_ch, bias=False),
+            *_bn_relu(in_ch),
+            nn.Conv2d(in_ch, out_ch, 1, bias=False),
+            *_bn_relu(out_ch),
         )
     if kind == "bilinear_dense":
         return nn.Sequential(
             nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-            nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False), *_bn_relu(out_ch),
+            nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=False),
+            *_bn_relu(out_ch),
         )
     raise ValueError(f"unknown model.head '{kind}', expected one of {HEADS}")
 
@@ -89,8 +103,15 @@ class HeatmapNet(nn.Module):
     ``width_mult`` and ``reduced_tail`` are torchvision's MobileNetV3-Large options (channel
     multiplier; halved channels in the last stage); ImageNet weights exist only for the defaults."""
 
-    def __init__(self, deconv_layers: int = 3, deconv_channels: int = 256, head: str = "deconv", backbone_tail: str = "full",
-                 width_mult: float = 1.0, reduced_tail: bool = False):
+    def __init__(
+        self,
+        deconv_layers: int = 3,
+        deconv_channels: int = 256,
+        head: str = "deconv",
+        backbone_tail: str = "full",
+        width_mult: float = 1.0,
+        reduced_tail: bool = False,
+    ):
         super().__init__()
         if backbone_tail not in TAILS:
             raise ValueError(f"unknown model.backbone_tail '{backbone_tail}', expected one of {TAILS}")
@@ -140,12 +161,16 @@ def load_backbone_weights(model: HeatmapNet, pretrained: str) -> None:
     else:
         path = Path(pretrained).expanduser()
         if not path.is_file():
-            raise PretrainedWeightsError(f"{path}: model.pretrained is neither none, imagenet nor an existing weights file")
+            raise PretrainedWeightsError(
+                f"{path}: model.pretrained is neither none, imagenet nor an existing weights file"
+            )
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state)
     backbone = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
     if not backbone:
-        raise PretrainedWeightsError(f"{pretrained}: no 'features.*' tensors; expected a torchvision MobileNetV3-Large state dict")
+        raise PretrainedWeightsError(
+            f"{pretrained}: no 'features.*' tensors; expected a torchvision MobileNetV3-Large state dict"
+        )
     missing, _ = model.backbone.load_state_dict(backbone, strict=False)
     if missing:
         raise PretrainedWeightsError(f"{pretrained}: backbone tensors missing from the weights: {missing[:3]}…")
@@ -154,7 +179,10 @@ def load_backbone_weights(model: HeatmapNet, pretrained: str) -> None:
 def build_model(cfg: dict) -> HeatmapNet:
     """The network from the ``model`` section of params.yaml (without loading weights)."""
     return HeatmapNet(
-        deconv_layers=int(cfg["deconv_layers"]), deconv_channels=int(cfg["deconv_channels"]),
-        head=cfg.get("head", "deconv"), backbone_tail=cfg.get("backbone_tail", "full"),
-        width_mult=float(cfg.get("width_mult", 1.0)), reduced_tail=bool(cfg.get("reduced_tail", False)),
+        deconv_layers=int(cfg["deconv_layers"]),
+        deconv_channels=int(cfg["deconv_channels"]),
+        head=cfg.get("head", "deconv"),
+        backbone_tail=cfg.get("backbone_tail", "full"),
+        width_mult=float(cfg.get("width_mult", 1.0)),
+        reduced_tail=bool(cfg.get("reduced_tail", False)),
     )

@@ -1,5 +1,6 @@
 """What the optimiser needs beyond AdamW: the learning-rate schedule, EMA weights, and "precise
 BatchNorm" statistics for the EMA weights."""
+
 from __future__ import annotations
 
 import math
@@ -51,5 +52,3 @@ def recalibrate_batchnorm(model: nn.Module, batches, device: torch.device) -> No
     for bn, momentum in zip(norms, momenta):
         bn.momentum = momentum
     model.eval()
-
-

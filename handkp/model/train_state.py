@@ -6,7 +6,11 @@ schedule, EMA, the best epoch so far with its weights, the RNG state, and the ru
 A copy of it (``train.state_copy``, by default ``release/train_state.pt``, committed to git with
 its manifest ``release/train_state.json``) lets a run continue on a new machine that has only
 the repository: ``dvc repro`` resumes from whichever of the two is further along and matches.
+Once the run has finished, the copy keeps only what writing ``best.pt`` needs (``finished_state``):
+a finished run is never continued, so its optimiser moments and last-epoch weights would only
+weigh on the repository.
 """
+
 from __future__ import annotations
 
 import ast
@@ -66,8 +70,13 @@ def code_text(path: Path) -> str:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
-                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+        if (
+            isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
             node.body = body[1:] or [ast.Pass()]
     return ast.unparse(tree)
 
@@ -105,10 +114,38 @@ def _commit() -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+def finished_state(state: dict) -> dict:
+    """A finished run's state as the train stage needs it to write ``best.pt`` without training:
+    the best epoch's weights (also standing in for the model and EMA weights, loaded before the
+    stage sees there is no epoch left), the optimiser's param groups without their moments, and
+    the rest (schedule, best epoch, training seconds, RNG state, fingerprint) as it was."""
+    best = state["best_state_dict"]
+    optimizer = {"state": {}, "param_groups": state["optimizer"]["param_groups"]}
+    return {**state, "model": best, "ema": best, "optimizer": optimizer}
+
+
 def copy_state(last_path: Path, copy_path: Path, summary: dict) -> None:
-    """Copies the run state to ``copy_path`` (atomically) and writes its manifest beside it
-    (``.json``): the epoch reached, the dev metrics, throughput, fingerprint, commit, time."""
-    with atomic_path(copy_path) as tmp:
-        shutil.copyfile(last_path, tmp)
-    write_json(copy_path.with_suffix(".json"), {**summary, "file": copy_path.name, "commit": _commit(),
-                                                 "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    """Copies the run state to ``copy_path`` (atomically; once the run has finished, its
+    ``finished_state`` only) and writes its manifest beside it (``.json``): the epoch reached, the
+    dev metrics, throughput, fingerprint, commit, time, and what the file holds."""
+    finished = summary["epochs_done"] == summary["epochs"]
+    if finished:
+        save_state(copy_path, finished_state(torch.load(last_path, map_location="cpu", weights_only=False)))
+    else:
+        with atomic_path(copy_path) as tmp:
+            shutil.copyfile(last_path, tmp)
+    holds = (
+        "the finished run: its best weights (as model and EMA too), optimiser param groups without moments"
+        if finished
+        else "the whole run state after the last finished epoch"
+    )
+    write_json(
+        copy_path.with_suffix(".json"),
+        {
+            **summary,
+            "file": copy_path.name,
+            "state": holds,
+            "commit": _commit(),
+            "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+    )

@@ -16,6 +16,7 @@ the report twice on the same inputs leaves README.md byte-identical.
     readme.py      the markers and the in-place block replacement
     run.py         run_report
 """
+
 from .data import MODELS, ModelData, ReportData, ReportPaths, load_report_data
 from .figures import FIGURE_FILES, make_figures
 from .markdown import render_markdown

@@ -1,6 +1,7 @@
 """Everything the report reads: where the files are (`ReportPaths`) and what they hold
 (`ReportData`, one `ModelData` per model). A missing file is None (or empty), never an error:
 the report says what is missing instead of failing."""
+
 from __future__ import annotations
 
 import csv
@@ -13,6 +14,23 @@ import numpy as np
 import polars as pl
 
 from handkp.core.config import load_params
+from handkp.core.paths import (
+    ACCURACY_TABLE,
+    FIGURES,
+    IMAGE_CACHE,
+    INT8_PARITY,
+    LATENCY,
+    METRICS,
+    MULTIHAND,
+    PARAMS,
+    PREPARED_TABLE,
+    README,
+    RELEASE_MANIFEST,
+    REPORTS,
+    ROBUSTNESS,
+    SPEED,
+    TRAIN_LOGS,
+)
 
 from .format import posix
 
@@ -23,25 +41,25 @@ MODELS = ("heatmap", "yolo")
 class ReportPaths:
     """Where the report reads and writes. `{model}` in a template is replaced by the model name."""
 
-    readme: Path = Path("README.md")
-    params: Path = Path("params.yaml")
-    metrics: str = "reports/metrics/{model}.json"
-    latency: Path = Path("reports/benchmark/latency.json")
-    eval_dir: str = "reports/eval/{model}"
-    predictions: str = "reports/predictions/{model}_val.parquet"
-    ground_truth: Path = Path("data/prepared/keypoints.parquet")
-    images: Path = Path("data/images")  # the decoded-image cache (handkp.data.cache)
-    train_dir: str = "reports/train/{model}"
-    figures: Path = Path("reports/figures")
+    readme: Path = README
+    params: Path = PARAMS
+    metrics: str = (METRICS / "{model}.json").as_posix()
+    latency: Path = LATENCY
+    eval_dir: str = (REPORTS / "eval" / "{model}").as_posix()
+    predictions: str = (REPORTS / "predictions" / "{model}_val.parquet").as_posix()
+    ground_truth: Path = PREPARED_TABLE
+    images: Path = IMAGE_CACHE  # the decoded-image cache (handkp.data.cache)
+    train_dir: str = (TRAIN_LOGS / "{model}").as_posix()
+    figures: Path = FIGURES
     models: tuple[str, ...] = MODELS
-    speed: Path = Path("reports/speed/speed.json")
-    ablation: Path = Path("reports/ablation/accuracy.json")
-    int8_metrics: Path = Path("reports/metrics/heatmap_int8.json")
-    int8_parity: Path = Path("reports/deploy/int8_parity.json")
-    openvino_int8_metrics: str = "reports/metrics/{model}_openvino_int8.json"  # the openvino_int8 stage, per model
-    robustness: Path = Path("reports/metrics/robustness.json")
-    multihand: Path = Path("reports/metrics/multihand.json")
-    release: Path = Path("release/manifest.json")  # the release stage's manifest of the shipped files
+    speed: Path = SPEED
+    ablation: Path = ACCURACY_TABLE
+    int8_metrics: Path = METRICS / "heatmap_int8.json"  # the quantize stage's
+    int8_parity: Path = INT8_PARITY
+    openvino_int8_metrics: str = (METRICS / "{model}_openvino_int8.json").as_posix()  # the openvino_int8 stage
+    robustness: Path = ROBUSTNESS
+    multihand: Path = MULTIHAND
+    release: Path = RELEASE_MANIFEST  # the release stage's manifest of the shipped files
 
     def of(self, template: str, model: str) -> Path:
         return Path(template.format(model=model))
@@ -167,9 +185,18 @@ def load_report_data(paths: ReportPaths) -> ReportData:
         m.training = read_dvclive_series(paths.of(paths.train_dir, name))
         models[name] = m
     return ReportData(
-        models, params, latency, paths.latency, ground_truth, paths,
-        speed=read_json(paths.speed), ablation=read_json(paths.ablation),
-        int8_metrics=read_json(paths.int8_metrics), int8_parity=read_json(paths.int8_parity),
-        robustness=read_json(paths.robustness), multihand=read_json(paths.multihand), release=read_json(paths.release),
+        models,
+        params,
+        latency,
+        paths.latency,
+        ground_truth,
+        paths,
+        speed=read_json(paths.speed),
+        ablation=read_json(paths.ablation),
+        int8_metrics=read_json(paths.int8_metrics),
+        int8_parity=read_json(paths.int8_parity),
+        robustness=read_json(paths.robustness),
+        multihand=read_json(paths.multihand),
+        release=read_json(paths.release),
         openvino_int8={name: read_json(paths.of(paths.openvino_int8_metrics, name)) for name in MODELS},
     )

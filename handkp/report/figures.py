@@ -3,6 +3,7 @@ keypoint, latency, the qualitative panel (hands drawn by `handkp.viz.skeleton.dr
 images from the image cache) and the training curves. Every figure is always written: a
 placeholder saying what is missing stands in where its inputs are absent. The PNGs carry no
 timestamps, so the same inputs give the same bytes."""
+
 from __future__ import annotations
 
 import math
@@ -74,7 +75,9 @@ def _color(name: str) -> str:
 def figure_pck_curves(data: ReportData, path: Path) -> Path:
     models = [m for m in data.models.values() if m.pck_curve is not None]
     if not models:
-        return _placeholder(path, FIGURE_TITLES["pck_curves"], "No PCK curves yet (reports/eval/<model>/pck_curve.csv).")
+        return _placeholder(
+            path, FIGURE_TITLES["pck_curves"], "No PCK curves yet (reports/eval/<model>/pck_curve.csv)."
+        )
     fig = _figure(7.5, 5.0)
     ax = fig.add_subplot()
     for m in models:
@@ -100,7 +103,9 @@ def figure_pck_curves(data: ReportData, path: Path) -> Path:
 def figure_per_keypoint(data: ReportData, path: Path) -> Path:
     models = [m for m in data.models.values() if m.per_keypoint]
     if not models:
-        return _placeholder(path, FIGURE_TITLES["per_keypoint"], "No per-keypoint results yet (reports/eval/<model>/per_keypoint.csv).")
+        return _placeholder(
+            path, FIGURE_TITLES["per_keypoint"], "No per-keypoint results yet (reports/eval/<model>/per_keypoint.csv)."
+        )
     fig = _figure(14.0, 5.5)
     ax = fig.add_subplot()
     x = np.arange(NUM_KEYPOINTS)
@@ -119,7 +124,9 @@ def figure_per_keypoint(data: ReportData, path: Path) -> Path:
         if i == NUM_KEYPOINTS or FINGER_OF[i] != FINGER_OF[start]:
             if band % 2 == 0:
                 ax.axvspan(start - 0.5, i - 0.5, color="0.93", zorder=0)
-            ax.text((start + i - 1) / 2, 1.04, FINGER_OF[start], ha="center", va="bottom", fontsize=11, fontweight="bold")
+            ax.text(
+                (start + i - 1) / 2, 1.04, FINGER_OF[start], ha="center", va="bottom", fontsize=11, fontweight="bold"
+            )
             start = i
             band += 1
     ax.set_xlim(-0.5, NUM_KEYPOINTS - 0.5)
@@ -164,7 +171,10 @@ def figure_latency(data: ReportData, path: Path) -> Path:
     ax.set_ylim(0, top * 1.25 if top > 0 else 1)
     ax.set_ylabel("latency per frame (ms)")
     lat = data.latency or {}
-    ax.set_title(f"Latency on {lat.get('target', MISSING)} ({lat.get('device', MISSING)}): p50 bars, p90–p99 whiskers", fontsize=11)
+    ax.set_title(
+        f"Latency on {lat.get('target', MISSING)} ({lat.get('device', MISSING)}): p50 bars, p90–p99 whiskers",
+        fontsize=11,
+    )
     ax.grid(axis="y", color="0.9")
     ax.legend(loc="upper left", fontsize=10)
     return _save(fig, path)
@@ -206,12 +216,16 @@ def figure_qualitative(data: ReportData, path: Path) -> Path:
     models = [m for m in data.models.values() if m.predictions is not None]
     if not models or data.ground_truth is None:
         return _placeholder(
-            path, FIGURE_TITLES["qualitative"], "No predictions yet (reports/predictions/<model>_val.parquet) or no ground truth."
+            path,
+            FIGURE_TITLES["qualitative"],
+            "No predictions yet (reports/predictions/<model>_val.parquet) or no ground truth.",
         )
     errors = {m.name: per_image_errors(data.ground_truth, m.predictions) for m in models}
     rows = pick_qualitative(errors)
     if not rows:
-        return _placeholder(path, FIGURE_TITLES["qualitative"], "No val images shared by the predictions and the ground truth.")
+        return _placeholder(
+            path, FIGURE_TITLES["qualitative"], "No val images shared by the predictions and the ground truth."
+        )
     gt_val = data.ground_truth.filter(pl.col("split") == "val")
     panel = 3.2
     fig = _figure(max(panel * len(models) + 0.6, 4.6), max(panel * len(rows) + 0.5, 3.6))
@@ -257,7 +271,9 @@ _LINESTYLES = ("-", "--", ":", "-.")
 def figure_training(data: ReportData, path: Path) -> Path:
     models = list(data.models.values())
     if not any(m.training for m in models):
-        return _placeholder(path, FIGURE_TITLES["training"], "No training logs yet (reports/train/<model>/plots/metrics/*.tsv).")
+        return _placeholder(
+            path, FIGURE_TITLES["training"], "No training logs yet (reports/train/<model>/plots/metrics/*.tsv)."
+        )
     has_pck = any(_is_pck(n) for m in models for n in m.training)
     ncols = len(models) + (1 if has_pck else 0)
     fig = _figure(4.6 * ncols, 4.2)
@@ -288,7 +304,14 @@ def figure_training(data: ReportData, path: Path) -> Path:
         for m in models:
             for j, n in enumerate(x for x in m.training if _is_pck(x)):
                 steps, values = m.training[n]
-                ax.plot(steps, values, color=_color(m.name), ls=_LINESTYLES[j % len(_LINESTYLES)], lw=1.8, label=f"{_label(m)} {n}")
+                ax.plot(
+                    steps,
+                    values,
+                    color=_color(m.name),
+                    ls=_LINESTYLES[j % len(_LINESTYLES)],
+                    lw=1.8,
+                    label=f"{_label(m)} {n}",
+                )
         ax.set_title("dev PCK")
         ax.set_xlabel("epoch (dvclive step)")
         ax.set_ylabel("PCK")

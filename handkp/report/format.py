@@ -1,5 +1,6 @@
 """How the report writes numbers and names models: the same formatting in tables, sentences and
 figure labels, so a number shown twice is shown the same way."""
+
 from __future__ import annotations
 
 import math

@@ -2,6 +2,7 @@
 the comparison, the released files, the robustness and several-hands sections, the speed section
 and the figure links. Deterministic: no timestamps, fixed ordering, so the same inputs give the
 same bytes."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -1,6 +1,7 @@
 """The README's "Several hands in larger frames" section, from reports/metrics/multihand.json
 (the multihand stage): the figures overall and per number of true hands in the frame, with the
 YOLO detector, and overall with the labels' boxes in the detector's place."""
+
 from __future__ import annotations
 
 from .data import ReportData
@@ -16,11 +17,15 @@ def _rate(v: float | None) -> str:
 def _row(label: str, f: dict) -> str:
     cells = [label, fmt_count(num(f, "frames")), fmt_count(num(f, "hands"))]
     cells += [fmt_pck(num(f, f"pck_{t}px")) for t in MULTIHAND_PCK]
-    cells += [fmt_px(num(f, "epe_median_px")),
-              f"{fmt_count(num(f, 'missed_hands'))} ({_rate(num(f, 'missed_rate'))})" if num(f, "hands") else MISSING,
-              fmt_count(num(f, "false_hands")), fmt_count(num(f, "id_switches")),
-              f"{fmt_count(num(f, 'hand_free_false_positive_frames'))} of {fmt_count(num(f, 'hand_free_frames'))}"
-              if num(f, "hand_free_frames") else MISSING]
+    cells += [
+        fmt_px(num(f, "epe_median_px")),
+        f"{fmt_count(num(f, 'missed_hands'))} ({_rate(num(f, 'missed_rate'))})" if num(f, "hands") else MISSING,
+        fmt_count(num(f, "false_hands")),
+        fmt_count(num(f, "id_switches")),
+        f"{fmt_count(num(f, 'hand_free_false_positive_frames'))} of {fmt_count(num(f, 'hand_free_frames'))}"
+        if num(f, "hand_free_frames")
+        else MISSING,
+    ]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -34,16 +39,20 @@ def multihand_section(data: ReportData) -> list[str]:
     head = ["true hands in the frame", "frames", "hands"] + [f"PCK@{t}px" for t in MULTIHAND_PCK]
     head += ["EPE median px", "missed hands", "false hands", "ID switches", "hand-free frames with a hand"]
     smoothing = "on" if s.get("smoothing") else "off"
-    crops = "crops not turned" if s.get("upright") is False else "crops turned upright"  # files from before the setting: turned
+    crops = (
+        "crops not turned" if s.get("upright") is False else "crops turned upright"
+    )  # files from before the setting: turned
     lines = [
-        f"{fmt_count(num(s, 'n_clips'))} synthetic clips of {fmt_count(num(s, 'frames'))} frames at {size[0]}×{size[1]}: "
-        f"0–{fmt_count(num(s, 'max_hands'))} val hands per clip, each scaled (0.4–1.2), turned and moving, entering and "
-        "leaving, through the YOLO detector, the tracker and the heatmap model "
+        f"{fmt_count(num(s, 'n_clips'))} synthetic clips of {fmt_count(num(s, 'frames'))} frames "
+        f"at {size[0]}×{size[1]}: 0–{fmt_count(num(s, 'max_hands'))} val hands per clip, "
+        "each scaled (0.4–1.2), turned and moving, entering and leaving, "
+        "through the YOLO detector, the tracker and the heatmap model "
         f"(detector every {fmt_count(num(s, 'detect_every'))} frame(s) while places are free, presence threshold "
         f"{s.get('presence_threshold', MISSING)}, {crops}, smoothing {smoothing}). PCK in the source image's px "
         "(frame px / the hand's scale); a missed hand's keypoints count as misses; EPE over matched hands.",
         "",
-        "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
         _row("all", mh["overall"]),
     ]
     by = mh.get("by_hands") or {}
@@ -52,11 +61,16 @@ def multihand_section(data: ReportData) -> list[str]:
     labels = (mh.get("label_boxes") or {}).get("overall")
     if labels:
         lines.append(_row("all, label boxes", labels))
-    lines += ["", f"End to end (detector, crops, model, tracker) {fmt_fps(num(mh['overall'], 'fps'))} FPS "
-                  f"on {fmt_count(num(s, 'threads'))} ONNX Runtime thread(s)."]
+    lines += [
+        "",
+        f"End to end (detector, crops, model, tracker) {fmt_fps(num(mh['overall'], 'fps'))} FPS "
+        f"on {fmt_count(num(s, 'threads'))} ONNX Runtime thread(s).",
+    ]
     if labels:
-        lines[-1] += (" *Label boxes*: the same clips with the labels' boxes (the true hands' keypoint extent × "
-                      f"{s.get('label_box_scale', MISSING)}) in the detector's place, as top-down pose evaluation "
-                      "scores with ground-truth boxes: the misses left are the tracker's and the keypoint model's, "
-                      "the rest of the first row's are the detector's.")
+        lines[-1] += (
+            " *Label boxes*: the same clips with the labels' boxes (the true hands' keypoint extent × "
+            f"{s.get('label_box_scale', MISSING)}) in the detector's place, as top-down pose evaluation "
+            "scores with ground-truth boxes: the misses left are the tracker's and the keypoint model's, "
+            "the rest of the first row's are the detector's."
+        )
     return lines

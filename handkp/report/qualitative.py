@@ -1,5 +1,6 @@
 """Which val images the qualitative figure shows: per-image errors (from the evaluator's own
 per-keypoint errors, `handkp.core.metrics.keypoint_errors`) and the rows picked from them."""
+
 from __future__ import annotations
 
 import math
@@ -22,11 +23,15 @@ def per_image_errors(ground_truth: pl.DataFrame, predictions: pl.DataFrame) -> d
     """
     val = ground_truth.filter(pl.col("split") == "val")
     per_image = keypoint_errors(val, predictions).group_by("image").agg(pl.col("error_px").mean())
-    found = {image: e for image, e in zip(per_image["image"].to_list(), per_image["error_px"].to_list()) if e is not None}
+    found = {
+        image: e for image, e in zip(per_image["image"].to_list(), per_image["error_px"].to_list()) if e is not None
+    }
     return {image: float(found.get(image, math.inf)) for image in sorted(per_image["image"].to_list())}
 
 
-def pick_qualitative(errors: Mapping[str, Mapping[str, float]], n_rows: int = QUALITATIVE_ROWS) -> list[tuple[str, str]]:
+def pick_qualitative(
+    errors: Mapping[str, Mapping[str, float]], n_rows: int = QUALITATIVE_ROWS
+) -> list[tuple[str, str]]:
     """Rows for the qualitative figure: [(label, image)], images shared by every model.
 
     The first model is the reference: its typical image (median per-image error), its worst,

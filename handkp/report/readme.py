@@ -1,5 +1,6 @@
 """The report's block in README.md: between two marker lines, replaced in place; every byte
 outside the markers (line endings included) is left as it was."""
+
 from __future__ import annotations
 
 import shutil
@@ -32,7 +33,6 @@ def replace_block(text: str, block: str, source: str = "README.md") -> str:
     return text[: i + len(START_MARKER)] + "\n" + block + "\n" + text[j:]
 
 
-
 def update_readme(readme: Path, block: str) -> bool:
     """Rewrite the block in place; returns True if the file changed (bytes otherwise untouched)."""
     if not readme.is_file():
@@ -49,4 +49,3 @@ def update_readme(readme: Path, block: str) -> bool:
         tmp.write_bytes(new_raw)  # bytes, not write_text: the encoding and line endings stay exact
         shutil.copymode(readme, tmp)  # the temporary file is created 0600; keep the README's mode
     return True
-

@@ -1,4 +1,5 @@
 """`run_report`: read everything, write the figures, rewrite the README block."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,6 +1,7 @@
 """The sentences of the README block: what the numbers are (split, counts, schedule,
 initialisation, where latency was measured) and the comparison of the two models, worded by
 who actually wins at the displayed precision (ties included)."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -120,13 +121,16 @@ def describe_setup(data: ReportData) -> list[str]:
             )
         else:
             per = "; ".join(
-                f"{TABLE_NAMES.get(n, n)} {plural(c[0], 'image')}, {plural(c[1], 'keypoint')}" for n, c in counts.items()
+                f"{TABLE_NAMES.get(n, n)} {plural(c[0], 'image')}, {plural(c[1], 'keypoint')}"
+                for n, c in counts.items()
             )
             lines.append(f"Evaluation: the `val` split; the models were scored on different sets ({per}).")
     if data.ground_truth is not None and {"split", "image"} <= set(data.ground_truth.columns):
         per_split = data.ground_truth.group_by("split").agg(pl.col("image").n_unique().alias("n"))
         n_by = dict(zip(per_split["split"].to_list(), per_split["n"].to_list()))
-        order = [s for s in ("train", "dev", "val") if s in n_by] + sorted(s for s in n_by if s not in ("train", "dev", "val"))
+        order = [s for s in ("train", "dev", "val") if s in n_by] + sorted(
+            s for s in n_by if s not in ("train", "dev", "val")
+        )
         split_text = ", ".join(f"{s} {plural(n_by[s], 'image')}" for s in order)
         data_flat = {
             k: v
@@ -184,7 +188,9 @@ def describe_setup(data: ReportData) -> list[str]:
     # Models left out.
     for m in data.models.values():
         if not m.evaluated:
-            lines.append(f"{TABLE_NAMES.get(m.name, m.name)} is left out: {'; '.join(m.notes)} (not trained or evaluated yet).")
+            lines.append(
+                f"{TABLE_NAMES.get(m.name, m.name)} is left out: {'; '.join(m.notes)} (not trained or evaluated yet)."
+            )
     return lines
 
 
@@ -240,7 +246,9 @@ def comparison_lines(data: ReportData) -> list[str]:
     a, b = num(h.metrics, "missed_images"), num(y.metrics, "missed_images")
     if a is not None and b is not None:
         if int(a) == int(b):
-            lines.append("Neither model missed a hand." if a == 0 else f"Both models missed the hand in {plural(a, 'image')}.")
+            lines.append(
+                "Neither model missed a hand." if a == 0 else f"Both models missed the hand in {plural(a, 'image')}."
+            )
         else:
             s, lo, hi = (H, a, b) if a < b else (Y, b, a)
             lines.append(f"{s} missed fewer hands ({fmt_count(lo)} vs {fmt_count(hi)} images with no hand found).")
@@ -299,4 +307,3 @@ def comparison_lines(data: ReportData) -> list[str]:
             }[speed["e2e"]]
         lines.append(f"Overall: {overall}.")
     return lines
-

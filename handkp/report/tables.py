@@ -1,6 +1,7 @@
 """The Markdown tables of the README block: accuracy, latency, and the speed-by-design section
 (head variants against YOLO on every CPU runtime, each trained model on its fastest, with the
 lines that judge the default, best against best, and the INT8 variants)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -88,7 +89,9 @@ def speed_rows(speed: dict | None) -> dict[str, dict]:
 
 
 def find_row(rows: dict[str, dict], model: str, runtime: str, precision: str) -> dict | None:
-    return next((r for r in rows.values() if (r["model"], r["runtime"], r["precision"]) == (model, runtime, precision)), None)
+    return next(
+        (r for r in rows.values() if (r["model"], r["runtime"], r["precision"]) == (model, runtime, precision)), None
+    )
 
 
 def runtime_label(runtime: str, precision: str) -> str:
@@ -103,7 +106,9 @@ def default_variant(data: ReportData) -> str | None:
     """The speed variant whose architecture is params.yaml's model section."""
     model = data.params.get("model", {})
     for row in speed_rows(data.speed).values():
-        if row.get("kind") == "variant" and all(_arch(row, k) == model.get(k, _ARCH_DEFAULTS.get(k)) for k in _MATCH_KEYS):
+        if row.get("kind") == "variant" and all(
+            _arch(row, k) == model.get(k, _ARCH_DEFAULTS.get(k)) for k in _MATCH_KEYS
+        ):
             return row["model"]
     return None
 
@@ -160,7 +165,8 @@ def variant_table(data: ReportData, rows: dict[str, dict], default: str | None) 
     """Every model on ONNX Runtime fp32 (the trained default also at ONNX Runtime INT8), with its
     architecture, size, latency against YOLO's on the same runtime, and accuracy."""
     lines = [
-        "| variant | backbone tail | head | steps | channels | params (M) | MACs (M) | e2e p50 (ms) | e2e p99 (ms) | × YOLO e2e p50 | PCK@1px | PCK@3px | PCK@5px | PCK@10px |",
+        "| variant | backbone tail | head | steps | channels | params (M) | MACs (M) | e2e p50 (ms) | e2e p99 (ms) "
+        "| × YOLO e2e p50 | PCK@1px | PCK@3px | PCK@5px | PCK@10px |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     models = list(dict.fromkeys(r["model"] for r in rows.values()))
@@ -200,14 +206,19 @@ def runtime_table(rows: dict[str, dict], pairs: list[tuple[str, str]], default: 
 def best_table(data: ReportData) -> list[str]:
     """The trained default and YOLO, each on its fastest runtime/precision (speed.json's ``best``)."""
     best = (data.speed or {}).get("best") or {}
-    lines = ["| model | fastest runtime | model-only p50 (ms) | e2e p50 (ms) | e2e p99 (ms) | e2e FPS | PCK@5px there |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| model | fastest runtime | model-only p50 (ms) | e2e p50 (ms) | e2e p99 (ms) | e2e FPS | PCK@5px there |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for model in ("default", "yolo"):
         b = best.get(model)
         if b:
             pck = num(_speed_metrics(data, model, b["runtime"], b["precision"]), "pck_5px")
-            lines.append(f"| {SPEED_LABELS[model]} | {runtime_label(b['runtime'], b['precision'])} | {fmt_ms(num(b, 'model_p50_ms'))} | "
-                         f"{fmt_ms(num(b, 'e2e_p50_ms'))} | {fmt_ms(num(b, 'e2e_p99_ms'))} | {fmt_fps(num(b, 'e2e_fps'))} | {fmt_pck(pck)} |")
+            lines.append(
+                f"| {SPEED_LABELS[model]} | {runtime_label(b['runtime'], b['precision'])} "
+                f"| {fmt_ms(num(b, 'model_p50_ms'))} | {fmt_ms(num(b, 'e2e_p50_ms'))} | {fmt_ms(num(b, 'e2e_p99_ms'))} "
+                f"| {fmt_fps(num(b, 'e2e_fps'))} | {fmt_pck(pck)} |"
+            )
     return lines if len(lines) > 2 else []
 
 
@@ -224,8 +235,11 @@ def ablation_schedule(data: ReportData) -> str:
     epochs, images = next(iter(recorded))
     per_epoch = "the whole train split" if not images else f"{fmt_count(images)} images"
     said = f"all on one schedule, {fmt_count(epochs)} epochs × {per_epoch}"
-    return said + (", the default's" if (epochs, images) == current else
-                   ", not the release schedule of the trained default (its rows compare the variants among themselves)")
+    return said + (
+        ", the default's"
+        if (epochs, images) == current
+        else ", not the release schedule of the trained default (its rows compare the variants among themselves)"
+    )
 
 
 def speed_section(data: ReportData) -> list[str]:
@@ -241,8 +255,11 @@ def speed_section(data: ReportData) -> list[str]:
     out = [
         f"Measured in one interleaved run by the `speed` stage on `{data.speed.get('device', MISSING)}`, "
         f"{data.speed.get('threads', MISSING)} threads, batch 1, 224×224 input, on "
-        + ", ".join(runtime_label(*p) for p in pairs) + (" (`speed.runtimes`)" if "runtimes" in data.speed else "") + "; end-to-end = RGB image in, keypoints out. "
-        "INT8 files are calibrated on train images. The first table is ONNX Runtime fp32 (× YOLO: against YOLO on the same runtime and precision). "
+        + ", ".join(runtime_label(*p) for p in pairs)
+        + (" (`speed.runtimes`)" if "runtimes" in data.speed else "")
+        + "; end-to-end = RGB image in, keypoints out. "
+        "INT8 files are calibrated on train images. "
+        "The first table is ONNX Runtime fp32 (× YOLO: against YOLO on the same runtime and precision). "
         "Head variants are timed from random weights (latency does not depend on them); their accuracy comes from "
         "`python scripts/ablation.py …` (`dvc exp run` per variant"
         + (f"; {ablation_schedule(data)})." if ablation else "); no ablation results yet."),
@@ -255,8 +272,10 @@ def speed_section(data: ReportData) -> list[str]:
     if default and ratio is not None:
         verdict = "meets" if ratio <= SPEED_TARGET_RATIO else "misses"
         out.append(
-            f"- The default (`{default}`) takes {fmt_ms(num(ref, 'e2e_p50_ms'))} ms end-to-end (p50) on ONNX Runtime fp32 against YOLO's "
-            f"{fmt_ms(num(find_row(rows, 'yolo', *REFERENCE_RUNTIME), 'e2e_p50_ms'))} ms: {ratio:.2f}× YOLO, which {verdict} the ≤ {SPEED_TARGET_RATIO}× target."
+            f"- The default (`{default}`) takes {fmt_ms(num(ref, 'e2e_p50_ms'))} ms end-to-end (p50) "
+            "on ONNX Runtime fp32 against YOLO's "
+            f"{fmt_ms(num(find_row(rows, 'yolo', *REFERENCE_RUNTIME), 'e2e_p50_ms'))} ms: {ratio:.2f}× YOLO, "
+            f"which {verdict} the ≤ {SPEED_TARGET_RATIO}× target."
         )
     seed, mine = (ablation.get("seed_256") or {}).get("metrics"), (ablation.get(default or "") or {}).get("metrics")
     if seed and mine:
@@ -273,11 +292,15 @@ def speed_section(data: ReportData) -> list[str]:
         time_ratio = (num(row, "e2e_p50_ms") or 0) / (num(ref, "e2e_p50_ms") or float("nan"))
         out.append(
             f"- `{name}` against the default on the ablation's schedule: {time_ratio:.2f}× its end-to-end time; "
-            f"at least as accurate at {_px_list(better) or 'no threshold'}" + (f", less accurate at {_px_list(worse)}." if worse else ".")
+            f"at least as accurate at {_px_list(better) or 'no threshold'}"
+            + (f", less accurate at {_px_list(worse)}." if worse else ".")
         )
     fp32 = (data.models.get("heatmap") or ModelData("heatmap")).metrics
     if data.int8_metrics and fp32:
-        deltas = ", ".join(f"{t} px {(num(data.int8_metrics, f'pck_{t}px') or 0) - (num(fp32, f'pck_{t}px') or 0):+.3f}" for t in (1, 3, 5, 10))
+        deltas = ", ".join(
+            f"{t} px {(num(data.int8_metrics, f'pck_{t}px') or 0) - (num(fp32, f'pck_{t}px') or 0):+.3f}"
+            for t in (1, 3, 5, 10)
+        )
         parity = data.int8_parity or {}
         out.append(
             f"- INT8 (ONNX Runtime static quantisation, calibrated on train images): PCK change against fp32 {deltas}; "
@@ -287,11 +310,17 @@ def speed_section(data: ReportData) -> list[str]:
             f"vs {fmt_ms(num(find_row(rows, 'default', *REFERENCE_RUNTIME), 'e2e_p50_ms'))} ms fp32."
         )
     if "runtimes" in data.speed and len(pairs) > 1:
-        out += [""] * (out[-1] != "") + ["End-to-end p50 (ms) of every model on every CPU runtime and precision (each model's fastest in bold):", ""]
+        out += [""] * (out[-1] != "") + [
+            "End-to-end p50 (ms) of every model on every CPU runtime and precision (each model's fastest in bold):",
+            "",
+        ]
         out += runtime_table(rows, pairs, default)
         out.append("")
         for s in data.speed.get("skipped", []):
-            out.append(f"- {runtime_label(s['runtime'], s['precision'])} not measured: {str(s.get('reason', MISSING)).rstrip('.')}.")
+            out.append(
+                f"- {runtime_label(s['runtime'], s['precision'])} not measured: "
+                f"{str(s.get('reason', MISSING)).rstrip('.')}."
+            )
     for line in speed_best_lines(data, rows):
         if line or out[-1] != "":
             out.append(line)
@@ -312,9 +341,11 @@ def speed_best_lines(data: ReportData, rows: dict[str, dict]) -> list[str]:
         a, b = best[versus["model"]], best[versus["reference"]]
         verdict = "meets" if ratio <= SPEED_TARGET_RATIO else "misses"
         out.append(
-            f"- Best against best: the {SPEED_LABELS.get(versus['model'], versus['model'])} on {runtime_label(a['runtime'], a['precision'])} takes "
+            f"- Best against best: the {SPEED_LABELS.get(versus['model'], versus['model'])} "
+            f"on {runtime_label(a['runtime'], a['precision'])} takes "
             f"{fmt_ms(num(a, 'e2e_p50_ms'))} ms end-to-end (p50) against YOLO's {fmt_ms(num(b, 'e2e_p50_ms'))} ms on "
-            f"{runtime_label(b['runtime'], b['precision'])}: {ratio:.2f}× YOLO, which {verdict} the ≤ {SPEED_TARGET_RATIO}× target."
+            f"{runtime_label(b['runtime'], b['precision'])}: {ratio:.2f}× YOLO, "
+            f"which {verdict} the ≤ {SPEED_TARGET_RATIO}× target."
         )
     parts = []
     for model, name in SPEED_METRICS.items():
@@ -324,10 +355,15 @@ def speed_best_lines(data: ReportData, rows: dict[str, dict]) -> list[str]:
             continue
         t8 = num(find_row(rows, model, "openvino", "int8"), "e2e_p50_ms")
         t32 = num(find_row(rows, model, "openvino", "fp32"), "e2e_p50_ms")
-        parts.append(f"{SPEED_LABELS[model]} {d8 - d32:+.3f} ({fmt_pck(d8)} vs {fmt_pck(d32)}; end-to-end p50 {fmt_ms(t8)} ms vs {fmt_ms(t32)} ms OpenVINO fp32)")
+        parts.append(
+            f"{SPEED_LABELS[model]} {d8 - d32:+.3f} ({fmt_pck(d8)} vs {fmt_pck(d32)}; "
+            f"end-to-end p50 {fmt_ms(t8)} ms vs {fmt_ms(t32)} ms OpenVINO fp32)"
+        )
     if parts:
-        out.append("- INT8 on OpenVINO (NNCF post-training quantisation, calibrated on train images; the files timed above, "
-                   "evaluated on val by the `openvino_int8` stage): PCK@5px change against fp32: " + "; ".join(parts) + ".")
+        out.append(
+            "- INT8 on OpenVINO (NNCF post-training quantisation, calibrated on train images; the files timed above, "
+            "evaluated on val by the `openvino_int8` stage): PCK@5px change against fp32: " + "; ".join(parts) + "."
+        )
     return out
 
 
@@ -344,9 +380,11 @@ def robustness_section(data: ReportData) -> list[str]:
     head = ["condition"] + [f"{TABLE_NAMES.get(m, m)} PCK@{t}px" for m in models for t in ROBUSTNESS_PCK]
     lines = [
         f"{rob['images']:,} val images (a seeded pick), each condition alone at a fixed strength "
-        "(`handkp/data/augment.py` `CONDITIONS`), labels moved with the image; in brackets the change from clean images.",
+        "(`handkp/data/augment.py` `CONDITIONS`), labels moved with the image; "
+        "in brackets the change from clean images.",
         "",
-        "| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
     ]
     for condition in rob["models"][models[0]]:
         cells = [condition.replace("_", " ")]
@@ -358,8 +396,11 @@ def robustness_section(data: ReportData) -> list[str]:
                 cells.append(fmt_pck(v) + delta)
         lines.append("| " + " | ".join(cells) + " |")
     for m, sep in (rob.get("presence") or {}).items():
-        lines += ["", f"Presence ({TABLE_NAMES.get(m, m)}, threshold {sep['threshold']:g}): "
-                      f"{sep['hands_found']:.1%} of {sep['n_hand']:,} hand images found, "
-                      f"{sep['hand_free_flagged']:.1%} of {sep['n_hand_free']:,} hand-free images flagged as a hand; "
-                      f"AUROC {sep['auroc']:.3f}."]
+        lines += [
+            "",
+            f"Presence ({TABLE_NAMES.get(m, m)}, threshold {sep['threshold']:g}): "
+            f"{sep['hands_found']:.1%} of {sep['n_hand']:,} hand images found, "
+            f"{sep['hand_free_flagged']:.1%} of {sep['n_hand_free']:,} hand-free images flagged as a hand; "
+            f"AUROC {sep['auroc']:.3f}.",
+        ]
     return lines

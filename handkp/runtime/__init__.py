@@ -5,6 +5,7 @@ file and backend.
     p = load_predictor("models/heatmap.onnx")   # .pt (torch), .onnx (onnxruntime), .engine (tensorrt), .xml (openvino)
     pred = p.predict(rgb_uint8_hwc)              # Prediction(keypoints (21, 2) px, scores (21,), found)
 """
+
 from .loader import BACKENDS, load_predictor
 from .predictor import Prediction, Predictor
 

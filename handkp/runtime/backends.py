@@ -2,6 +2,7 @@
 
 TorchBackend runs a module (a checkpoint, for evaluation and the parity reference);
 OnnxRuntimeBackend an ONNX file. The TensorRT backend is in ``handkp.runtime.tensorrt``."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,7 +17,7 @@ def run_per_image(run, x: np.ndarray, fixed_batch: int | None) -> np.ndarray | N
     """For a backend whose input has a fixed batch: a batch of another size run one image at a
     time (None when the batch fits as it is)."""
     if fixed_batch and x.shape[0] != fixed_batch:
-        return np.concatenate([run(x[i:i + 1]) for i in range(x.shape[0])])
+        return np.concatenate([run(x[i : i + 1]) for i in range(x.shape[0])])
     return None
 
 

@@ -5,7 +5,10 @@ raw output becomes keypoints. One object per kind of model.
     YoloPoseDecoder(conf_threshold)  an Ultralytics pose export: pixels / 255 in, detections out
 
 Each has ``kind``, ``pad_value`` (the letterbox bands), ``to_input(rgb)`` and
-``decode(raw, box) -> Prediction`` for one image's raw output (batch of 1)."""
+``decode(raw, box) -> Prediction`` for one image's raw output (batch of 1). The YOLO decoder also
+gives every hand of an image (``detections -> Detections``: the anchors at or above its threshold,
+class-agnostic greedy NMS, ``nms``, with ``handkp.core.geometry.box_iou``), what ``Predictor.detect`` returns."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.codec import HeatmapCodec
+from ..core.geometry import box_iou
 from ..core.images import BORDER_RGB
 from ..core.keypoints import NUM_KEYPOINTS
 from .predictor import Letterbox, Prediction
@@ -20,6 +24,21 @@ from .predictor import Letterbox, Prediction
 YOLO_PAD_RGB = (114, 114, 114)  # Ultralytics' letterbox grey
 YOLO_KPT_DIMS = 3  # x, y, visibility
 YOLO_CONF_THRESHOLD = 0.25  # Ultralytics' default detection threshold
+NMS_IOU_THRESHOLD = 0.5  # a box overlapping a better one by more than this is the same hand
+MAX_DETECTIONS = 10
+
+
+@dataclass(frozen=True)
+class Detections:
+    """boxes (M, 4) float32 x0, y0, x1, y1 image px; scores (M,) float32 (the best class score);
+    keypoints (M, K, 3) float32: x, y image px and the visibility probability. Best first."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    keypoints: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.scores)
 
 
 def rgb_to_nchw(rgb: np.ndarray) -> np.ndarray:
@@ -53,11 +72,21 @@ class HeatmapDecoder:
 
 @dataclass(frozen=True)
 class YoloPoseDecoder:
-    """An Ultralytics pose export: the most confident detection at or above ``conf_threshold``."""
+    """An Ultralytics pose export: the most confident detection at or above ``conf_threshold``
+    (``decode``), or every one (``detections``: NMS at ``iou_threshold``, ``max_detections`` at most)."""
 
     conf_threshold: float = YOLO_CONF_THRESHOLD
+    iou_threshold: float = NMS_IOU_THRESHOLD
+    max_detections: int = MAX_DETECTIONS
     kind: str = "yolo"
     pad_value: tuple[int, int, int] = YOLO_PAD_RGB
+
+    def __post_init__(self):
+        if not (0 <= self.iou_threshold <= 1 and self.max_detections >= 1):
+            raise ValueError(
+                f"iou_threshold must be in [0, 1] and max_detections >= 1, got {self.iou_threshold}, "
+                f"{self.max_detections}"
+            )
 
     @staticmethod
     def to_input(rgb: np.ndarray) -> np.ndarray:
@@ -68,8 +97,14 @@ class YoloPoseDecoder:
         only at or above ``conf_threshold`` (else NaN keypoints, zero scores)."""
         conf, k = best_detection(raw[:1])
         if k is None or not conf >= self.conf_threshold:
-            return Prediction(np.full((NUM_KEYPOINTS, 2), np.nan, np.float32), np.zeros(NUM_KEYPOINTS, np.float32), False, conf)
+            return Prediction(
+                np.full((NUM_KEYPOINTS, 2), np.nan, np.float32), np.zeros(NUM_KEYPOINTS, np.float32), False, conf
+            )
         return Prediction(box.to_image(np.ascontiguousarray(k[:, :2])), k[:, 2].astype(np.float32), True, conf)
+
+    def detections(self, raw: np.ndarray, box: Letterbox, image_size: tuple[int, int]) -> Detections:
+        """Every hand of one image's raw output (``decode_detections`` at this decoder's settings)."""
+        return decode_detections(raw, box, image_size, self.conf_threshold, self.iou_threshold, self.max_detections)
 
 
 def presence_of(scores: np.ndarray) -> float:
@@ -97,9 +132,11 @@ def pose_candidates(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
         nc = a.shape[0] - 4 - nk
         cx, cy, w, h = a[:4]
         boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-        scores, kpts = a[4:4 + nc].max(axis=0), a[4 + nc:].T
+        scores, kpts = a[4 : 4 + nc].max(axis=0), a[4 + nc :].T
     else:
-        raise ValueError(f"output shape {np.shape(raw)} does not hold {NUM_KEYPOINTS} keypoints × {YOLO_KPT_DIMS} values")
+        raise ValueError(
+            f"output shape {np.shape(raw)} does not hold {NUM_KEYPOINTS} keypoints × {YOLO_KPT_DIMS} values"
+        )
     return boxes, scores, kpts.reshape(-1, NUM_KEYPOINTS, YOLO_KPT_DIMS)
 
 
@@ -112,3 +149,46 @@ def best_detection(raw: np.ndarray) -> tuple[float, np.ndarray | None]:
         return 0.0, None
     best = int(np.argmax(scores))
     return float(scores[best]), kpts[best]
+
+
+def nms(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    iou_threshold: float = NMS_IOU_THRESHOLD,
+    max_detections: int = MAX_DETECTIONS,
+) -> np.ndarray:
+    """Greedy class-agnostic non-maximum suppression: indices of the kept boxes, best first. The
+    best box stays and every other overlapping it by IoU > ``iou_threshold`` goes, then the best of
+    the rest, until ``max_detections`` are kept (ties: the earlier box first)."""
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    boxes = np.asarray(boxes, dtype=np.float64)
+    keep: list[int] = []
+    while order.size and len(keep) < max_detections:
+        best, order = order[0], order[1:]
+        keep.append(int(best))
+        order = order[box_iou(boxes[best], boxes[order]) <= iou_threshold]
+    return np.array(keep, dtype=np.int64)
+
+
+def decode_detections(
+    raw: np.ndarray,
+    box: Letterbox,
+    image_size: tuple[int, int],
+    conf_threshold: float = YOLO_CONF_THRESHOLD,
+    iou_threshold: float = NMS_IOU_THRESHOLD,
+    max_detections: int = MAX_DETECTIONS,
+) -> Detections:
+    """One image's raw YOLO-pose output -> its hands (``Detections``) in image px: the anchors
+    scoring at least ``conf_threshold`` with a box of positive size, NMS, then back through the
+    letterbox ``box``; boxes clipped to the image (``image_size`` = width, height), a box left empty dropped."""
+    boxes, scores, kpts = pose_candidates(raw)
+    ok = (scores >= conf_threshold) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    boxes, scores, kpts = boxes[ok], scores[ok], kpts[ok]
+    keep = nms(boxes, scores, iou_threshold, max_detections)
+    boxes, scores, kpts = boxes[keep], scores[keep], kpts[keep].copy()
+    w, h = image_size
+    boxes = box.to_image(boxes.reshape(-1, 2, 2)).reshape(-1, 4)
+    boxes = np.clip(boxes, 0, np.array([w, h, w, h], dtype=np.float32))
+    kpts[..., :2] = box.to_image(kpts[..., :2])
+    real = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    return Detections(boxes[real].astype(np.float32), scores[real].astype(np.float32), kpts[real].astype(np.float32))

@@ -9,6 +9,7 @@
 ``precision`` (fp32 | bf16 | int8) is the openvino backend's (``handkp.runtime.openvino``); the
 other backends run what their file holds (torch and onnxruntime: fp32, or the INT8 ONNX file).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,13 +21,25 @@ from .model_file import decoder_from_metadata
 from .predictor import Predictor
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt", "openvino")
-SUFFIX_BACKENDS = {".pt": "torch", ".onnx": "onnxruntime", ".engine": "tensorrt", ".trt": "tensorrt", ".xml": "openvino"}
+SUFFIX_BACKENDS = {
+    ".pt": "torch",
+    ".onnx": "onnxruntime",
+    ".engine": "tensorrt",
+    ".trt": "tensorrt",
+    ".xml": "openvino",
+}
 EXTRA_SUFFIXES = {"openvino": (".onnx",)}  # files a backend runs besides those it is picked for by suffix
 
 
-def load_predictor(model_path: str | Path, backend: str = "auto", device: str = "cpu", threads: int = 0,
-                   conf_threshold: float = YOLO_CONF_THRESHOLD, precision: str | None = None,
-                   flip_test: bool = False) -> Predictor:
+def load_predictor(
+    model_path: str | Path,
+    backend: str = "auto",
+    device: str = "cpu",
+    threads: int = 0,
+    conf_threshold: float = YOLO_CONF_THRESHOLD,
+    precision: str | None = None,
+    flip_test: bool = False,
+) -> Predictor:
     """A predictor for a checkpoint (.pt, torch backend), an ONNX file (onnxruntime, or openvino),
     a TensorRT engine or an OpenVINO IR. ``backend='auto'`` picks from the file's suffix;
     ``conf_threshold`` is the YOLO decoder's detection threshold. ``precision`` (openvino: fp32 |
@@ -43,8 +56,9 @@ def load_predictor(model_path: str | Path, backend: str = "auto", device: str = 
         raise ModelLoadError(f"{path}: {err}") from err
 
 
-def _backend_predictor(path: Path, backend: str, device: str, threads: int, conf_threshold: float,
-                       precision: str | None) -> Predictor:
+def _backend_predictor(
+    path: Path, backend: str, device: str, threads: int, conf_threshold: float, precision: str | None
+) -> Predictor:
     if not path.is_file():
         raise ModelLoadError(f"{path}: model file not found")
     suffix = path.suffix.lower()
@@ -56,8 +70,10 @@ def _backend_predictor(path: Path, backend: str, device: str, threads: int, conf
     if suffix not in expected:
         raise ModelLoadError(f"{path}: the {backend} backend runs a {' or '.join(expected)} file, not a {suffix} file")
     if precision is not None and backend != "openvino" and (backend == "tensorrt" or precision != "fp32"):
-        raise ModelLoadError(f"{path}: the {backend} backend runs the precision its file holds; precision "
-                             f"'{precision}' is the openvino backend's (fp32 | bf16 | int8)")
+        raise ModelLoadError(
+            f"{path}: the {backend} backend runs the precision its file holds; precision "
+            f"'{precision}' is the openvino backend's (fp32 | bf16 | int8)"
+        )
     if backend == "openvino":
         from .openvino import load_openvino_predictor
 

@@ -3,6 +3,7 @@
 Our heatmap exports carry ONNX metadata (``handkp_kind``, ``handkp_codec``, ``handkp_input``);
 Ultralytics pose exports carry ``task: pose``. ``decoder_from_metadata`` turns either into the
 decoder that runs the model (``handkp.runtime.decoders``)."""
+
 from __future__ import annotations
 
 import json
@@ -20,14 +21,17 @@ ONNX_META_MODEL_CONFIG = "handkp_model_config"
 INPUT_RGB_PIXELS = "rgb_pixels_0_255"  # (N, 3, S, S) float32 RGB pixel values, normalised in the graph
 
 
-def decoder_from_metadata(meta: dict[str, str], input_side: int | None, path: Path,
-                          conf_threshold: float = YOLO_CONF_THRESHOLD) -> tuple[HeatmapDecoder | YoloPoseDecoder, int]:
+def decoder_from_metadata(
+    meta: dict[str, str], input_side: int | None, path: Path, conf_threshold: float = YOLO_CONF_THRESHOLD
+) -> tuple[HeatmapDecoder | YoloPoseDecoder, int]:
     """(decoder, input size) from an ONNX model's metadata map; ModelLoadError for a file that is
     neither ours nor an Ultralytics pose export, or an export of an older input convention."""
     if ONNX_META_KIND in meta:
         if meta.get(ONNX_META_INPUT) != INPUT_RGB_PIXELS:
-            raise ModelLoadError(f"{path}: exported by an older handkp (ImageNet-normalised input, no '{ONNX_META_INPUT}' "
-                                 "metadata); export it again from its checkpoint (dvc repro export)")
+            raise ModelLoadError(
+                f"{path}: exported by an older handkp (ImageNet-normalised input, no '{ONNX_META_INPUT}' "
+                "metadata); export it again from its checkpoint (dvc repro export)"
+            )
         codec = HeatmapCodec(**json.loads(meta[ONNX_META_CODEC]))
         return HeatmapDecoder(codec), codec.input_size
     if meta.get("task") == "pose":

@@ -19,6 +19,7 @@ the CPU has it):
 
 OpenVINO (``import openvino``) is imported only when a model is loaded.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -53,8 +54,10 @@ def openvino_device(device: str | None) -> str:
     if name.lower() in ("auto", "cpu"):
         return "CPU"
     if name.lower().startswith("cuda"):
-        raise ModelLoadError(f"the openvino backend runs on OpenVINO's devices (CPU here), not on '{name}'; "
-                             "use --device cpu, or the onnxruntime / tensorrt backend for CUDA")
+        raise ModelLoadError(
+            f"the openvino backend runs on OpenVINO's devices (CPU here), not on '{name}'; "
+            "use --device cpu, or the onnxruntime / tensorrt backend for CUDA"
+        )
     return name.upper()
 
 
@@ -79,8 +82,10 @@ def precision_unavailable_reason(precision: str, device: str = "CPU") -> str | N
     except ModelLoadError as err:
         return str(err)
     if precision == "bf16" and "BF16" not in device_capabilities(core, device):
-        return (f"this {device} has no bfloat16 support (OpenVINO's OPTIMIZATION_CAPABILITIES: "
-                f"{device_capabilities(core, device)}; bf16 needs AVX512_BF16 or AMX)")
+        return (
+            f"this {device} has no bfloat16 support (OpenVINO's OPTIMIZATION_CAPABILITIES: "
+            f"{device_capabilities(core, device)}; bf16 needs AVX512_BF16 or AMX)"
+        )
     return None
 
 
@@ -115,30 +120,38 @@ class OpenVinoBackend:
         self.core = ov.Core()
         self.device = openvino_device(device)
         if self.device not in self.core.available_devices:
-            raise ModelLoadError(f"{self.path}: OpenVINO has no device '{self.device}' here "
-                                 f"(available: {self.core.available_devices})")
+            raise ModelLoadError(
+                f"{self.path}: OpenVINO has no device '{self.device}' here (available: {self.core.available_devices})"
+            )
         try:
             model = self.core.read_model(str(self.path))
         except Exception as err:  # OpenVINO raises RuntimeError-like errors for bad files
             raise ModelLoadError(f"{self.path}: OpenVINO cannot read this model ({err})") from err
         if len(model.inputs) != 1 or len(model.outputs) != 1:
-            raise ModelLoadError(f"{self.path}: expected a model with 1 input and 1 output, "
-                                 f"got {len(model.inputs)} -> {len(model.outputs)}")
+            raise ModelLoadError(
+                f"{self.path}: expected a model with 1 input and 1 output, "
+                f"got {len(model.inputs)} -> {len(model.outputs)}"
+            )
         quantized = is_quantized(model)
         if precision == "int8" and not quantized:
-            raise ModelLoadError(f"{self.path}: precision int8 needs an INT8 model (NNCF-quantised IR: build it with "
-                                 "deploy.target openvino and deploy.openvino.precision int8); this one has no FakeQuantize ops")
+            raise ModelLoadError(
+                f"{self.path}: precision int8 needs an INT8 model (NNCF-quantised IR: build it with "
+                "deploy.target openvino and deploy.openvino.precision int8); this one has no FakeQuantize ops"
+            )
         if precision != "int8" and quantized:
             raise ModelLoadError(f"{self.path}: an INT8 (FakeQuantize) model runs with precision int8, not {precision}")
         if precision == "bf16" and "BF16" not in device_capabilities(self.core, self.device):
             raise ModelLoadError(
                 f"{self.path}: precision bf16 needs bfloat16 support, and this {self.device} has none (OpenVINO's "
                 f"OPTIMIZATION_CAPABILITIES: {device_capabilities(self.core, self.device)}; bf16 needs AVX512_BF16 "
-                "or AMX); use precision fp32 or int8")
+                "or AMX); use precision fp32 or int8"
+            )
         self.precision, self.threads = precision, int(threads)
         shape = model.inputs[0].get_partial_shape()
         self.fixed_batch = shape[0].get_length() if shape.rank.is_static and shape[0].is_static else None
-        self.input_side = shape[3].get_length() if shape.rank.is_static and len(shape) == 4 and shape[3].is_static else None
+        self.input_side = (
+            shape[3].get_length() if shape.rank.is_static and len(shape) == 4 and shape[3].is_static else None
+        )
         config = {"INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision], "PERFORMANCE_HINT": "LATENCY"}
         if self.threads > 0:
             config["INFERENCE_NUM_THREADS"] = self.threads
@@ -147,8 +160,9 @@ class OpenVinoBackend:
         try:
             self.compiled = self.core.compile_model(model, self.device, config)
         except Exception as err:
-            raise ModelLoadError(f"{self.path}: OpenVINO cannot compile this model for {self.device} "
-                                 f"at {precision} ({err})") from err
+            raise ModelLoadError(
+                f"{self.path}: OpenVINO cannot compile this model for {self.device} at {precision} ({err})"
+            ) from err
         self.request = self.compiled.create_infer_request()
 
     def on_gpu(self) -> bool:
@@ -168,8 +182,13 @@ class OpenVinoBackend:
         return np.array(self.request.get_output_tensor(0).data, dtype=np.float32)  # a copy: the buffer is reused
 
 
-def load_openvino_predictor(path: str | Path, device: str = "auto", threads: int = 0, precision: str | None = None,
-                            conf_threshold: float = YOLO_CONF_THRESHOLD) -> Predictor:
+def load_openvino_predictor(
+    path: str | Path,
+    device: str = "auto",
+    threads: int = 0,
+    precision: str | None = None,
+    conf_threshold: float = YOLO_CONF_THRESHOLD,
+) -> Predictor:
     """A Predictor for an OpenVINO IR (``.xml`` with its ``.bin`` and sidecar ``.xml.json``) or an
     ONNX file, on OpenVINO's ``device`` (auto / cpu: CPU). ``precision`` None: what the IR's sidecar
     records (fp32 for an ONNX file). ModelLoadError for a missing or unreadable file, a missing

@@ -6,11 +6,14 @@ and backend (evaluation, benchmark, live app).
 
 The model's own part (input convention, decode) is its decoder (``handkp.runtime.decoders``);
 the backend is any callable (N, 3, S, S) float32 -> raw outputs. ``flip_tested()`` gives the same
-predictor with MMPose's flip test (heatmap mode): two network passes, more accurate keypoints."""
+predictor with MMPose's flip test (heatmap mode): two network passes, more accurate keypoints.
+Besides one image: ``predict_batch`` (several, letterboxed), ``predict_crops`` (images already at
+the input size, no letterbox: the tracker's crops) and ``detect`` (every hand a YOLO model sees)."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -44,18 +47,27 @@ class Letterbox:
         return ((keypoints - np.array([self.pad_x, self.pad_y], dtype=np.float32)) / self.scale).astype(np.float32)
 
 
+NO_LETTERBOX = Letterbox(1.0, 0.0, 0.0)  # an image that is the network's input as it is
+
+
+def check_rgb(image: np.ndarray, what: str = "image") -> None:
+    """ValueError unless ``image`` is RGB uint8 (H, W, 3) (``what``: the word the message uses)."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an RGB uint8 {what} (H, W, 3), got {image.dtype} {image.shape}")
+
+
 def letterbox(image: np.ndarray, size: int, pad_value: tuple[int, int, int]) -> tuple[np.ndarray, Letterbox]:
     """Fits an RGB uint8 (H, W, 3) image into (size, size, 3), keeping its aspect ratio, centred."""
     h, w = image.shape[:2]
     if (h, w) == (size, size):
-        return image, Letterbox(1.0, 0.0, 0.0)
+        return image, NO_LETTERBOX
     scale = size / max(h, w)
     nw, nh = round(w * scale), round(h * scale)
     resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     out = np.empty((size, size, 3), dtype=np.uint8)
     out[:] = pad_value
     px, py = (size - nw) // 2, (size - nh) // 2
-    out[py:py + nh, px:px + nw] = resized
+    out[py : py + nh, px : px + nw] = resized
     return out, Letterbox(nw / w, float(px), float(py))
 
 
@@ -63,10 +75,18 @@ class Predictor:
     """A decoder (the model's input convention and decode), a backend and the input size; with
     ``flip_test`` the heatmaps are those of the flip test (``infer``)."""
 
-    def __init__(self, decoder, backend_name: str, run: Callable[[np.ndarray], np.ndarray], input_size: int,
-                 flip_test: bool = False):
+    def __init__(
+        self,
+        decoder,
+        backend_name: str,
+        run: Callable[[np.ndarray], np.ndarray],
+        input_size: int,
+        flip_test: bool = False,
+    ):
         if flip_test and decoder.kind != "heatmap":
-            raise ModelLoadError(f"the flip test averages heatmaps: it runs the heatmap model, not a {decoder.kind} model")
+            raise ModelLoadError(
+                f"the flip test averages heatmaps: it runs the heatmap model, not a {decoder.kind} model"
+            )
         self.decoder, self.backend, self.run, self.input_size = decoder, backend_name, run, input_size
         self.flip_test = flip_test
 
@@ -84,10 +104,16 @@ class Predictor:
         """The heatmap codec (None for YOLO)."""
         return getattr(self.decoder, "codec", None)
 
+    @property
+    def inference_precision(self) -> str | None:
+        """What the backend computes in, as it reports it (OpenVINO: f32, bf16); None from a
+        backend that does not say (it runs what its file holds)."""
+        report = getattr(self.run, "inference_precision", None)
+        return report() if report is not None else None
+
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         """RGB uint8 (H, W, 3) -> (1, 3, S, S) float32 and the transform back to image px."""
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {image.shape}")
+        check_rgb(image)
         boxed, box = letterbox(image, self.input_size, self.decoder.pad_value)
         return self.decoder.to_input(boxed)[None], box
 
@@ -114,4 +140,23 @@ class Predictor:
         """Like ``predict`` for several images, in one backend call."""
         prepared = [self.preprocess(im) for im in images]
         raw = self.infer(np.concatenate([x for x, _ in prepared]))
-        return [self.postprocess(raw[i:i + 1], box) for i, (_, box) in enumerate(prepared)]
+        return [self.postprocess(raw[i : i + 1], box) for i, (_, box) in enumerate(prepared)]
+
+    def predict_crops(self, crops: np.ndarray) -> list[Prediction]:
+        """Like ``predict_batch`` for (N, S, S, 3) uint8 RGB images already at the input size (S =
+        ``input_size``: e.g. ``handkp.track.roi.crop``'s crops), as they are: no letterbox, one
+        backend call, keypoints in crop px. No crops: no call, no predictions."""
+        if not len(crops):
+            return []
+        raw = self.infer(self.decoder.to_input(crops))
+        return [self.postprocess(raw[i : i + 1], NO_LETTERBOX) for i in range(len(crops))]
+
+    def detect(self, image: np.ndarray):
+        """Every hand a YOLO-pose model sees in an RGB uint8 (H, W, 3) image, best first:
+        ``handkp.runtime.decoders.Detections`` in image px (the decoder's ``detections``: its
+        confidence threshold, NMS, boxes clipped to the image). ValueError for a heatmap model
+        (one hand per image: ``predict``)."""
+        if self.kind != "yolo":
+            raise ValueError(f"detect needs a YOLO-pose model; a {self.kind} model finds one hand per image (predict)")
+        x, box = self.preprocess(image)
+        return self.decoder.detections(self.infer(x), box, (image.shape[1], image.shape[0]))

@@ -9,6 +9,7 @@ and input size. ``load_tensorrt_predictor`` reads it and wraps the engine in the
 TensorRT (``import tensorrt``, 8.5 or newer) is imported only when an engine is loaded;
 CUDA buffers and the stream come from PyTorch.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,10 @@ def read_sidecar(artefact: str | Path) -> dict:
     """The sidecar of ``artefact``; ModelLoadError when it is missing or malformed."""
     path = sidecar_path(artefact)
     if not path.is_file():
-        raise ModelLoadError(f"{artefact}: no sidecar {path.name} beside the engine (kind, codec); "
-                             "build engines with the engine stage (handkp.deploy.artefacts), which writes it")
+        raise ModelLoadError(
+            f"{artefact}: no sidecar {path.name} beside the engine (kind, codec); "
+            "build engines with the engine stage (handkp.deploy.artefacts), which writes it"
+        )
     try:
         meta = json.loads(path.read_text())
         kind, size = meta["kind"], int(meta["input_size"])
@@ -67,7 +70,8 @@ def import_tensorrt():
     except ImportError as err:
         raise ModelLoadError(
             "TensorRT is not installed (no Python module 'tensorrt'): install NVIDIA TensorRT's Python package "
-            "(pip install tensorrt, matching your CUDA), or use deploy.target onnxruntime") from err
+            "(pip install tensorrt, matching your CUDA), or use deploy.target onnxruntime"
+        ) from err
     return trt
 
 
@@ -114,7 +118,8 @@ class TensorRTBackend:
             if self.engine is None:
                 raise ModelLoadError(
                     f"{path}: TensorRT {trt.__version__} cannot deserialise this engine (built by another "
-                    "TensorRT version, for another GPU, or not an engine); rebuild it on this machine")
+                    "TensorRT version, for another GPU, or not an engine); rebuild it on this machine"
+                )
             self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
@@ -145,7 +150,9 @@ class TensorRTBackend:
             inp = torch.from_numpy(np.ascontiguousarray(x)).to(self.device, self.input_dtype)
             if self.fixed_batch is None:
                 self.context.set_input_shape(self.input_name, tuple(inp.shape))
-            out = torch.empty(tuple(self.context.get_tensor_shape(self.output_name)), dtype=self.output_dtype, device=self.device)
+            out = torch.empty(
+                tuple(self.context.get_tensor_shape(self.output_name)), dtype=self.output_dtype, device=self.device
+            )
             self.context.set_tensor_address(self.input_name, inp.data_ptr())
             self.context.set_tensor_address(self.output_name, out.data_ptr())
             stream = torch.cuda.current_stream(self.device)
@@ -155,7 +162,9 @@ class TensorRTBackend:
             return out.float().cpu().numpy()
 
 
-def load_tensorrt_predictor(path: str | Path, device: str = "auto", conf_threshold: float = YOLO_CONF_THRESHOLD) -> Predictor:
+def load_tensorrt_predictor(
+    path: str | Path, device: str = "auto", conf_threshold: float = YOLO_CONF_THRESHOLD
+) -> Predictor:
     """A Predictor for a TensorRT engine with its sidecar ``<engine>.json`` (``device`` auto, cpu:
     the default CUDA device; cuda:N). ModelLoadError when
     the sidecar is missing, TensorRT or CUDA is absent, or the engine does not deserialise here."""

@@ -4,24 +4,40 @@ start hands, the keypoint model follows each in its own rotated crop. numpy and 
 Modules: ``roi`` (the rotated square crop: ``Roi``, ``roi_from_box``, ``roi_from_keypoints``,
 ``crop``, ``to_crop``/``to_frame``), ``filters`` (the One Euro filter), ``tracker``
 (``HandTracker``: ids, detection scheduling, smoothing; its docstring shows the per-frame calls),
-``detector`` (``YoloHandDetector``: every hand a YOLO-pose ONNX export sees in a frame, NMS) and
-``pipeline`` (``MultiHandPipeline``: detector, tracker and the keypoint model on the batched crops,
-one ``process(frame, t)`` call per frame).
+``detector`` (``YoloHandDetector``: every hand a YOLO-pose ONNX export sees in a frame, through the
+runtime's ``Predictor.detect``) and ``pipeline`` (one ``process(frame, t)`` call per frame:
+``MultiHandPipeline``, detector, tracker and the keypoint model on the batched crops;
+``SingleHandPipeline``, the keypoint model on the whole frame, one hand).
 """
-from .detector import Detections, YoloHandDetector, nms
+
+from .detector import YoloHandDetector
 from .filters import OneEuroFilter, OneEuroSettings
+from .pipeline import MultiHandPipeline, SingleHandPipeline
 from .roi import (
-           Roi,
-           crop,
-           palm_size,
-           roi_from_box,
-           roi_from_keypoints,
-           to_crop,
-           to_frame,
+    Roi,
+    crop,
+    palm_size,
+    roi_from_box,
+    roi_from_keypoints,
+    to_crop,
+    to_frame,
 )
-from .pipeline import MultiHandPipeline
 from .tracker import HandTracker, TrackedHand, TrackerError
 
-__all__ = ["Detections", "HandTracker", "MultiHandPipeline", "OneEuroFilter", "OneEuroSettings", "Roi", "TrackedHand",
-           "TrackerError", "YoloHandDetector", "crop", "nms", "palm_size", "roi_from_box", "roi_from_keypoints", "to_crop",
-           "to_frame"]
+__all__ = [
+    "HandTracker",
+    "MultiHandPipeline",
+    "OneEuroFilter",
+    "OneEuroSettings",
+    "Roi",
+    "SingleHandPipeline",
+    "TrackedHand",
+    "TrackerError",
+    "YoloHandDetector",
+    "crop",
+    "palm_size",
+    "roi_from_box",
+    "roi_from_keypoints",
+    "to_crop",
+    "to_frame",
+]

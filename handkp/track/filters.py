@@ -13,6 +13,7 @@ with α(fc, dt) = 1 / (1 + τ / dt), τ = 1 / (2π fc) (``smoothing_factor``). E
 array is its own channel (x and y of each keypoint, as MediaPipe filters each coordinate).
 Units: t in seconds, cutoffs in Hz, beta in Hz per (unit of x)/s — px/s for keypoints in px.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,10 +48,16 @@ class OneEuroFilter:
     and comes back as it is. A repeated time (dt = 0) changes nothing and returns the last output;
     a time that goes back (dt < 0: a new stream) restarts the filter at this sample."""
 
-    def __init__(self, min_cutoff: float = OneEuroSettings.min_cutoff, beta: float = OneEuroSettings.beta,
-                 d_cutoff: float = OneEuroSettings.d_cutoff):
+    def __init__(
+        self,
+        min_cutoff: float = OneEuroSettings.min_cutoff,
+        beta: float = OneEuroSettings.beta,
+        d_cutoff: float = OneEuroSettings.d_cutoff,
+    ):
         if not (min_cutoff > 0 and d_cutoff > 0 and beta >= 0):
-            raise ValueError(f"One Euro filter needs min_cutoff > 0, d_cutoff > 0, beta >= 0; got {min_cutoff}, {d_cutoff}, {beta}")
+            raise ValueError(
+                f"One Euro filter needs min_cutoff > 0, d_cutoff > 0, beta >= 0; got {min_cutoff}, {d_cutoff}, {beta}"
+            )
         self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
         self.reset()
 

@@ -1,29 +1,31 @@
-"""Several hands per frame, end to end: ``MultiHandPipeline`` runs a detector, the ``HandTracker``
-and the keypoint model together, one call per frame.
+"""Hands per frame, end to end, one call per frame: ``MultiHandPipeline`` runs a detector, the
+``HandTracker`` and the keypoint model together (several hands); ``SingleHandPipeline`` runs the
+keypoint model on the whole frame (one hand, no detector). Both have ``process`` and ``reset``.
 
     pipeline = MultiHandPipeline(load_predictor("models/heatmap.onnx"),
                                  YoloHandDetector("models/yolo.onnx"), HandTracker(max_hands=2))
+    # pipeline = SingleHandPipeline(load_predictor("models/heatmap.onnx"))
     for frame, t in frames:                      # RGB uint8 (H, W, 3), seconds
         hands = pipeline.process(frame, t)       # [TrackedHand], by id, keypoints in frame px
 
-Per frame: the detector only when the tracker wants it (``HandTracker.wants_detection``), the
-tracker's ROIs (``rois_to_run``), every ROI cropped with one warp each (``roi.crop``), the
-keypoint model ONCE on the stacked crops (``Predictor.infer`` on (N, 3, S, S) from the decoder's
-``to_input``; a fixed-batch backend splits the batch itself), each crop's output decoded in crop
-px (``Predictor.postprocess`` with an identity letterbox: the crop is the network's input), and
-the tracker maps them back to frame px (``roi.to_frame``), keeps the ids and smooths."""
+Per frame (``MultiHandPipeline``): the detector only when the tracker wants it
+(``HandTracker.wants_detection``), the tracker's ROIs (``rois_to_run``), every ROI cropped with one
+warp each (``roi.crop``), the keypoint model ONCE on the stacked crops, decoded per crop in crop px
+(``Predictor.predict_crops``: the crop is the network's input, no letterbox; a fixed-batch backend
+splits the batch itself), and the tracker maps them back to frame px (``roi.to_frame``), keeps the
+ids and smooths."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
-from ..runtime import Prediction, Predictor
-from ..runtime.predictor import Letterbox
+from ..core.geometry import keypoint_box
+from ..runtime import Predictor
+from ..runtime.predictor import check_rgb
 from .roi import Roi, crop
 from .tracker import HandTracker, TrackedHand
-
-IDENTITY = Letterbox(1.0, 0.0, 0.0)  # a crop is the network's input as it is
 
 Detector = Callable[[np.ndarray], np.ndarray]  # RGB frame -> (M, 4) boxes x0, y0, x1, y1 px, best first
 
@@ -39,8 +41,10 @@ class MultiHandPipeline:
 
     def __init__(self, keypoint_predictor: Predictor, detector: Detector, tracker: HandTracker):
         if tracker.crop_size != keypoint_predictor.input_size:
-            raise ValueError(f"the tracker's crop_size {tracker.crop_size} is not the keypoint model's input size "
-                             f"{keypoint_predictor.input_size}")
+            raise ValueError(
+                f"the tracker's crop_size {tracker.crop_size} is not the keypoint model's input size "
+                f"{keypoint_predictor.input_size}"
+            )
         self.predictor, self.detector, self.tracker = keypoint_predictor, detector, tracker
         self.frame_index = 0
         self.detected = False
@@ -58,20 +62,44 @@ class MultiHandPipeline:
     def process(self, frame_rgb: np.ndarray, t: float | None = None) -> list[TrackedHand]:
         """The hands tracked in an RGB uint8 (H, W, 3) frame at time ``t`` s (None: the frame
         count / the tracker's fps), by id."""
-        if frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3 or frame_rgb.dtype != np.uint8:
-            raise ValueError(f"expected an RGB uint8 frame (H, W, 3), got {frame_rgb.dtype} {frame_rgb.shape}")
+        check_rgb(frame_rgb, "frame")
         i = self.frame_index
         self.frame_index += 1
         self.detected = self.tracker.wants_detection(i)
         boxes = np.asarray(self.detector(frame_rgb), dtype=np.float64).reshape(-1, 4) if self.detected else None
         self.rois = self.tracker.rois_to_run(i, boxes, t)
         crops = crop(frame_rgb, self.rois, self.tracker.crop_size)
-        return self.tracker.update(self.predict_crops(crops))
+        return self.tracker.update(self.predictor.predict_crops(crops))
 
-    def predict_crops(self, crops: np.ndarray) -> list[Prediction]:
-        """The keypoint model on (N, S, S, 3) uint8 crops in one backend call -> one Prediction
-        per crop, keypoints in crop px."""
-        if not len(crops):
+
+class SingleHandPipeline:
+    """One hand, the whole frame: the keypoint model on each frame letterboxed to its input
+    (``Predictor.predict``), no detector and no tracking (each frame on its own). A found hand is
+    hand 0, as it came (no smoothing); none found: no hand. ``predictor``: any ``Predictor``
+    (the heatmap model or YOLO). As ``MultiHandPipeline``: ``process``, ``reset``, ``predictor``,
+    ``detector`` (None) and ``detected`` (always False)."""
+
+    detector = None
+    detected = False
+
+    def __init__(self, predictor: Predictor):
+        self.predictor = predictor
+
+    def reset(self) -> None:
+        """Nothing to forget: no frame depends on the one before."""
+
+    def process(self, frame_rgb: np.ndarray, t: float | None = None) -> list[TrackedHand]:
+        """The hand in an RGB uint8 (H, W, 3) frame (``t`` is not needed): [hand 0] or []."""
+        pred = self.predictor.predict(frame_rgb)
+        if not pred.found:
             return []
-        raw = self.predictor.infer(self.predictor.decoder.to_input(crops))
-        return [self.predictor.postprocess(raw[i:i + 1], IDENTITY) for i in range(len(crops))]
+        kp = np.asarray(pred.keypoints, dtype=np.float32)
+        return [
+            TrackedHand(
+                0,
+                keypoint_box(kp, dtype=np.float32),
+                kp,
+                np.asarray(pred.scores, dtype=np.float32),
+                float(pred.presence),
+            )
+        ]

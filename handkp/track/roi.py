@@ -11,6 +11,7 @@ continuous frame px p land at ``q = (S / size) · R(angle) · (p - centre) + S /
 R(a) = [[cos a, -sin a], [sin a, cos a]]: the ROI's centre at the crop's centre, its sides on the
 crop's borders.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..core.geometry import rotation, similarity, warp_points
 from ..core.images import BORDER_RGB
 from ..core.keypoints import IMAGE_SIZE
+from ..runtime.predictor import check_rgb
 
 # The palm: the wrist and the four finger MCPs (MediaPipe's stable landmarks; no fingertips),
 # which move little as the fingers bend. The hand's axis runs from the wrist to the middle MCP.
@@ -50,40 +53,35 @@ class Roi:
     def matrix(self, out_size: int = IMAGE_SIZE) -> np.ndarray:
         """(2, 3) float64 affine for ``cv2.warpAffine``: frame pixel (index) -> crop pixel (index)
         of an ``out_size`` × ``out_size`` crop. Continuous points: ``to_crop`` / ``to_frame``."""
-        scale = out_size / self.size
-        cos, sin = math.cos(self.angle) * scale, math.sin(self.angle) * scale
-        linear = np.array([[cos, -sin], [sin, cos]])
-        # q = A (p - c) + S/2 on continuous px, rewritten for pixel indices (p = index + 0.5).
-        offset = linear @ (0.5 - np.array([self.cx, self.cy])) + out_size / 2 - 0.5
-        return np.hstack([linear, offset[:, None]])
-
-
-def _through(m: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """(…, 2) continuous px through a pixel-centre affine ``m`` (2×3)."""
-    p = np.asarray(points, dtype=np.float64)
-    return ((p - 0.5) @ m[:, :2].T + m[:, 2] + 0.5).astype(np.float32)
+        # q = (S / size) R(angle) (p - c) + S/2 on continuous px, as a warp matrix on pixel indices.
+        return similarity(out_size / self.size, self.angle, (self.cx, self.cy), out_size / 2, pixel_centres=True)
 
 
 def to_crop(roi: Roi, points: np.ndarray, out_size: int = IMAGE_SIZE) -> np.ndarray:
     """(…, 2) frame px -> (…, 2) float32 px in the ROI's ``out_size`` crop."""
-    return _through(roi.matrix(out_size), points)
+    return warp_points(roi.matrix(out_size), points).astype(np.float32)
 
 
 def to_frame(roi: Roi, points: np.ndarray, out_size: int = IMAGE_SIZE) -> np.ndarray:
     """(…, 2) px in the ROI's ``out_size`` crop (e.g. the model's keypoints) -> (…, 2) float32
     frame px: the exact inverse of ``to_crop``. NaN stays NaN."""
-    return _through(cv2.invertAffineTransform(roi.matrix(out_size)), points)
+    return warp_points(cv2.invertAffineTransform(roi.matrix(out_size)), points).astype(np.float32)
 
 
 def crop(frame: np.ndarray, rois: list[Roi], out_size: int = IMAGE_SIZE) -> np.ndarray:
     """(N, S, S, 3) uint8: each ROI of an RGB uint8 (H, W, 3) frame, upright, S = ``out_size``;
     what lies outside the frame is ``BORDER_RGB``. One ``cv2.warpAffine`` (bilinear) per ROI."""
-    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-        raise ValueError(f"expected an RGB uint8 frame (H, W, 3), got {frame.dtype} {frame.shape}")
+    check_rgb(frame, "frame")
     out = np.empty((len(rois), out_size, out_size, 3), dtype=np.uint8)
     for i, roi in enumerate(rois):
-        out[i] = cv2.warpAffine(frame, roi.matrix(out_size), (out_size, out_size), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=BORDER_RGB)
+        out[i] = cv2.warpAffine(
+            frame,
+            roi.matrix(out_size),
+            (out_size, out_size),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=BORDER_RGB,
+        )
     return out
 
 
@@ -104,9 +102,8 @@ def _upright_palm(keypoints: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]
         raise ValueError(f"expected keypoints (21, 2) with finite palm keypoints, got shape {kp.shape}")
     dx, dy = kp[MIDDLE_MCP] - kp[WRIST]
     angle = math.remainder(-math.pi / 2 - math.atan2(dy, dx), 2 * math.pi)
-    cos, sin = math.cos(angle), math.sin(angle)
-    rotation = np.array([[cos, -sin], [sin, cos]])
-    return angle, (kp[list(PALM_KEYPOINTS)] - kp[WRIST]) @ rotation.T, rotation
+    turn = rotation(angle)
+    return angle, (kp[list(PALM_KEYPOINTS)] - kp[WRIST]) @ turn.T, turn
 
 
 def palm_size(keypoints: np.ndarray) -> float:
@@ -116,18 +113,19 @@ def palm_size(keypoints: np.ndarray) -> float:
     return float((palm.max(0) - palm.min(0)).max())
 
 
-def roi_from_keypoints(keypoints: np.ndarray, scale: float = PALM_SCALE, shift: float = PALM_SHIFT,
-                       upright: bool = True) -> Roi:
+def roi_from_keypoints(
+    keypoints: np.ndarray, scale: float = PALM_SCALE, shift: float = PALM_SHIFT, upright: bool = True
+) -> Roi:
     """The ROI of a hand from its keypoints (21, 2) frame px (MediaPipe's landmarks-to-ROI): turned
     so that the wrist -> middle-MCP axis points up in the crop (``upright``; else the same square,
     not turned: angle 0); the side ``scale`` × the palm's extent (``palm_size``); the centre the
     palm's centre moved ``shift`` × that extent towards the fingers. Only the palm keypoints
     (``PALM_KEYPOINTS``) count, so a bent finger moves nothing."""
-    angle, palm, rotation = _upright_palm(keypoints)
+    angle, palm, turn = _upright_palm(keypoints)
     lo, hi = palm.min(0), palm.max(0)
     extent = float((hi - lo).max())
     if not (extent > 0 and scale > 0):
         raise ValueError(f"a palm of extent {extent} px with scale {scale}: no ROI")
     centre_upright = (lo + hi) / 2 - np.array([0.0, shift * extent])
-    cx, cy = np.asarray(keypoints, dtype=np.float64)[WRIST] + centre_upright @ rotation  # R^T back to the frame
+    cx, cy = np.asarray(keypoints, dtype=np.float64)[WRIST] + centre_upright @ turn  # R^T back to the frame
     return Roi(float(cx), float(cy), extent * scale, angle if upright else 0.0)

@@ -31,6 +31,7 @@ The caller owns the models; per frame it runs:
 - **Output**: keypoints smoothed by each track's own One Euro filter (``smoothing``; None: raw);
   its next crop always comes from the raw keypoints, so smoothing never makes the crop lag.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -39,6 +40,7 @@ from itertools import permutations
 import numpy as np
 
 from ..core.errors import HandkpError
+from ..core.geometry import box_iou, keypoint_box
 from ..core.keypoints import IMAGE_SIZE
 from ..runtime import Prediction
 from .filters import OneEuroFilter, OneEuroSettings
@@ -93,20 +95,6 @@ class _Track:
     smoother: OneEuroFilter | None
 
 
-def keypoint_box(keypoints: np.ndarray) -> np.ndarray:
-    """(4,) float32 x0, y0, x1, y1: the extent of keypoints (K, 2) px."""
-    return np.concatenate([keypoints.min(0), keypoints.max(0)]).astype(np.float32)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two boxes x0, y0, x1, y1."""
-    w = min(a[2], b[2]) - max(a[0], b[0])
-    h = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(w, 0.0) * max(h, 0.0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def best_assignment(cost: np.ndarray, max_cost: float) -> list[tuple[int, int]]:
     """(row, column) pairs of a (R, C) cost matrix, each row and column in one pair at most, no
     pair above ``max_cost``: as many pairs as possible, then the smallest total cost. Exhaustive
@@ -129,10 +117,19 @@ class HandTracker:
     ``fps``: turns frame indices into seconds when ``rois_to_run`` gets no timestamp; ``upright``:
     a followed hand's crop is turned so that the hand points up (False: not turned)."""
 
-    def __init__(self, max_hands: int = 2, detect_every: int = 1, presence_threshold: float = 0.3,
-                 iou_threshold: float = 0.5, max_jump: float = 1.5, duplicate_distance: float = 0.25,
-                 smoothing: OneEuroSettings | None = DEFAULT_SMOOTHING, crop_size: int = IMAGE_SIZE, fps: float = 30.0,
-                 upright: bool = True):
+    def __init__(
+        self,
+        max_hands: int = 2,
+        detect_every: int = 1,
+        presence_threshold: float = 0.3,
+        iou_threshold: float = 0.5,
+        max_jump: float = 1.5,
+        duplicate_distance: float = 0.25,
+        smoothing: OneEuroSettings | None = DEFAULT_SMOOTHING,
+        crop_size: int = IMAGE_SIZE,
+        fps: float = 30.0,
+        upright: bool = True,
+    ):
         if not 1 <= max_hands <= MAX_HANDS:
             raise ValueError(f"max_hands must be 1 … {MAX_HANDS}, got {max_hands}")
         if detect_every < 1 or fps <= 0:
@@ -159,7 +156,9 @@ class HandTracker:
             return False
         return self._last_detection is None or frame_index - self._last_detection >= self.detect_every
 
-    def rois_to_run(self, frame_index: int, detections: np.ndarray | None = None, timestamp: float | None = None) -> list[Roi]:
+    def rois_to_run(
+        self, frame_index: int, detections: np.ndarray | None = None, timestamp: float | None = None
+    ) -> list[Roi]:
         """The crops for the keypoint model on this frame: one per tracked hand (by id), then one
         per new detection box (M, 4: x0, y0, x1, y1 frame px) that no tracked hand overlaps, while
         places are free. ``detections``: None when the detector did not run. ``timestamp``: s
@@ -168,7 +167,7 @@ class HandTracker:
         rois = [roi_from_keypoints(t.seen.keypoints, upright=self.upright) for t in self._tracks]
         if detections is not None:
             self._last_detection = frame_index
-            taken = [keypoint_box(t.seen.keypoints) for t in self._tracks]
+            taken = [keypoint_box(t.seen.keypoints, dtype=np.float32) for t in self._tracks]
             for box in np.asarray(detections, dtype=np.float64).reshape(-1, 4):
                 if len(rois) >= self.max_hands:
                     break
@@ -202,7 +201,9 @@ class HandTracker:
         if not np.isfinite(keypoints).all() or (palm := palm_size(keypoints)) <= 1.0:
             return None
         centre = keypoints[list(PALM_KEYPOINTS)].mean(0)
-        return _Observation(keypoints, np.asarray(prediction.scores, dtype=np.float32), float(prediction.presence), centre, palm)
+        return _Observation(
+            keypoints, np.asarray(prediction.scores, dtype=np.float32), float(prediction.presence), centre, palm
+        )
 
     def _distinct(self, seen: list[_Observation]) -> list[_Observation]:
         """The observations less their duplicates (the same hand seen in two crops)."""
@@ -236,4 +237,4 @@ class HandTracker:
 
     def _hand(self, hand_id: int, o: _Observation, smoother: OneEuroFilter | None) -> TrackedHand:
         keypoints = o.keypoints if smoother is None else smoother(o.keypoints, self._time).astype(np.float32)
-        return TrackedHand(hand_id, keypoint_box(keypoints), keypoints, o.scores, o.presence)
+        return TrackedHand(hand_id, keypoint_box(keypoints, dtype=np.float32), keypoints, o.scores, o.presence)

@@ -1,6 +1,7 @@
 """Drawing a hand on an image: `draw_skeleton` is the one place that does it (OpenCV, so it works
 on video frames too); the report's figures and the live app both use it. Needs numpy and OpenCV
 only (no matplotlib, no polars)."""
+
 from __future__ import annotations
 
 import numpy as np

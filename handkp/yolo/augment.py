@@ -11,14 +11,37 @@ probability with its range, as Albumentations pixel transforms through Ultralyti
 optics, sensor, compression). Occlusion is left out: Albumentations' dropout transforms are
 spatial ones for Ultralytics, which would move the keypoints through its spatial path.
 """
+
 from __future__ import annotations
 
 from .ultralytics import YoloError
 
-ULTRALYTICS_KEYS = ("degrees", "scale", "translate", "mosaic", "mixup", "fliplr", "hsv_h", "hsv_s", "hsv_v",
-                    "close_mosaic")
-CONDITION_KEYS = ("low_light", "low_light_range", "gamma", "gamma_range", "blur", "blur_sigma", "motion_blur",
-                  "motion_blur_px", "noise", "noise_sigma", "jpeg", "jpeg_quality")
+ULTRALYTICS_KEYS = (
+    "degrees",
+    "scale",
+    "translate",
+    "mosaic",
+    "mixup",
+    "fliplr",
+    "hsv_h",
+    "hsv_s",
+    "hsv_v",
+    "close_mosaic",
+)
+CONDITION_KEYS = (
+    "low_light",
+    "low_light_range",
+    "gamma",
+    "gamma_range",
+    "blur",
+    "blur_sigma",
+    "motion_blur",
+    "motion_blur_px",
+    "noise",
+    "noise_sigma",
+    "jpeg",
+    "jpeg_quality",
+)
 
 
 def _range(section: dict, key: str) -> tuple[float, float]:
@@ -41,17 +64,22 @@ def camera_conditions(section: dict) -> list:
 
     built = {
         # brightness x a factor in low_light_range, the same for every pixel (as handkp.data.augment.dim)
-        "low_light": lambda: A.MultiplicativeNoise(multiplier=_range(section, "low_light_range"), per_channel=False,
-                                                   elementwise=False, p=p("low_light")),
+        "low_light": lambda: A.MultiplicativeNoise(
+            multiplier=_range(section, "low_light_range"), per_channel=False, elementwise=False, p=p("low_light")
+        ),
         # Albumentations' gamma_limit is in percent
-        "gamma": lambda: A.RandomGamma(gamma_limit=tuple(100 * g for g in _range(section, "gamma_range")), p=p("gamma")),
+        "gamma": lambda: A.RandomGamma(
+            gamma_limit=tuple(100 * g for g in _range(section, "gamma_range")), p=p("gamma")
+        ),
         "blur": lambda: A.GaussianBlur(blur_limit=0, sigma_limit=_range(section, "blur_sigma"), p=p("blur")),
-        "motion_blur": lambda: A.MotionBlur(blur_limit=tuple(int(v) for v in _range(section, "motion_blur_px")),
-                                            p=p("motion_blur")),
+        "motion_blur": lambda: A.MotionBlur(
+            blur_limit=tuple(int(v) for v in _range(section, "motion_blur_px")), p=p("motion_blur")
+        ),
         # sigma in grey levels; Albumentations takes it as a fraction of 255 for uint8 images
         "noise": lambda: A.GaussNoise(std_range=tuple(v / 255 for v in _range(section, "noise_sigma")), p=p("noise")),
-        "jpeg": lambda: A.ImageCompression(quality_range=tuple(int(v) for v in _range(section, "jpeg_quality")),
-                                           p=p("jpeg")),
+        "jpeg": lambda: A.ImageCompression(
+            quality_range=tuple(int(v) for v in _range(section, "jpeg_quality")), p=p("jpeg")
+        ),
     }
     return [make() for key, make in built.items() if p(key) > 0]
 
@@ -62,8 +90,10 @@ def ultralytics_augment(section: dict | None) -> dict:
     section = dict(section or {})
     unknown = sorted(set(section) - set(ULTRALYTICS_KEYS) - set(CONDITION_KEYS))
     if unknown:
-        raise YoloError(f"yolo.augment: unknown keys {unknown} (Ultralytics': {list(ULTRALYTICS_KEYS)}; "
-                        f"camera conditions: {list(CONDITION_KEYS)})")
+        raise YoloError(
+            f"yolo.augment: unknown keys {unknown} (Ultralytics': {list(ULTRALYTICS_KEYS)}; "
+            f"camera conditions: {list(CONDITION_KEYS)})"
+        )
     args = {key: section[key] for key in ULTRALYTICS_KEYS if key in section}
     conditions = camera_conditions(section)
     if conditions:

@@ -1,6 +1,7 @@
 """The Ultralytics dataset over the validated data: the dataset yaml (identity flip map) and
 image lists (names in the dataset archive), and the view of it Ultralytics trains on (the
 listed images and labels extracted from the archive)."""
+
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ from ..core.keypoints import FLIP_INDEX, NUM_KEYPOINTS
 from ..core.paths import DATA_QUALITY, PREPARED_TABLE, YOLO_DATA
 from ..data.archive import DatasetArchive
 from .ultralytics import YoloError
+
 
 def _label_path(image: str) -> str:
     """``hand-keypoints/<split>/images/x.jpg`` -> ``hand-keypoints/<split>/labels/x.txt`` (the
@@ -70,7 +72,9 @@ def write_dataset_yaml(table, quality_report: dict, out_dir: Path) -> Path:
         (out_dir / f"{split}.txt").write_text("".join(f"{im}\n" for im in images))
     assert list(FLIP_INDEX) == list(range(NUM_KEYPOINTS))
     yaml_path = out_dir / "dataset.yaml"
-    yaml_path.write_text(DATASET_YAML.format(train="train.txt", val="val.txt", k=NUM_KEYPOINTS, flip=", ".join(map(str, FLIP_INDEX))))
+    yaml_path.write_text(
+        DATASET_YAML.format(train="train.txt", val="val.txt", k=NUM_KEYPOINTS, flip=", ".join(map(str, FLIP_INDEX)))
+    )
     return yaml_path
 
 
@@ -80,8 +84,10 @@ def read_image_lists(yaml_path: Path) -> dict[str, list[str]]:
 
     yaml_path = Path(yaml_path)
     data = yaml.safe_load(yaml_path.read_text())
-    return {split: [line.strip() for line in (yaml_path.parent / data[split]).read_text().splitlines() if line.strip()]
-            for split in ("train", "val")}
+    return {
+        split: [line.strip() for line in (yaml_path.parent / data[split]).read_text().splitlines() if line.strip()]
+        for split in ("train", "val")
+    }
 
 
 def stage_view(yaml_path: Path, archive: DatasetArchive, view_dir: Path) -> Path:
@@ -106,8 +112,14 @@ def stage_view(yaml_path: Path, archive: DatasetArchive, view_dir: Path) -> Path
             label = _label_path(image)
             archive.extract(image, view_dir / "images" / split / file_name)
             archive.extract(label, view_dir / "labels" / split / Path(label).name)
-    view = {"path": str(view_dir.resolve()), "train": "images/train", "val": "images/val",
-            "names": data["names"], "kpt_shape": data["kpt_shape"], "flip_idx": data["flip_idx"]}
+    view = {
+        "path": str(view_dir.resolve()),
+        "train": "images/train",
+        "val": "images/val",
+        "names": data["names"],
+        "kpt_shape": data["kpt_shape"],
+        "flip_idx": data["flip_idx"],
+    }
     out = view_dir / "dataset.yaml"
     out.write_text(yaml.safe_dump(view, sort_keys=False))
     return out
@@ -123,5 +135,8 @@ def run_yolo_data(params: dict) -> Path:
     report = json.loads(DATA_QUALITY.read_text())
     path = write_dataset_yaml(pl.read_parquet(PREPARED_TABLE), report, YOLO_DATA)
     counts = {split: len(images) for split, images in read_image_lists(path).items()}
-    print(f"{path}: {counts['train']} train, {counts['val']} validation (dev) images ({report.get('bad_count', 0)} bad samples left out)")
+    print(
+        f"{path}: {counts['train']} train, {counts['val']} validation (dev) images "
+        f"({report.get('bad_count', 0)} bad samples left out)"
+    )
     return path

@@ -1,4 +1,5 @@
 """ONNX export of the YOLO-pose baseline."""
+
 from __future__ import annotations
 
 import shutil
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from ..core.paths import YOLO_DIR, YOLO_ONNX
 from .ultralytics import YoloError, configure_ultralytics
+
 
 def export_onnx(weights: Path, out_file: Path, imgsz: int) -> Path:
     """``weights`` (an Ultralytics .pt) -> ONNX with a fixed 1×3×imgsz×imgsz input, Ultralytics'
@@ -21,8 +23,11 @@ def export_onnx(weights: Path, out_file: Path, imgsz: int) -> Path:
     with tempfile.TemporaryDirectory(prefix="handkp-yolo-export-") as work:
         local = Path(work) / "yolo.pt"
         shutil.copyfile(weights, local)
-        exported = Path(YOLO(str(local), task="pose").export(
-            format="onnx", imgsz=int(imgsz), batch=1, dynamic=False, simplify=False, device="cpu"))
+        exported = Path(
+            YOLO(str(local), task="pose").export(
+                format="onnx", imgsz=int(imgsz), batch=1, dynamic=False, simplify=False, device="cpu"
+            )
+        )
         meta = {p.key: p.value for p in onnx.load(str(exported), load_external_data=False).metadata_props}
         if meta.get("task") != "pose":
             raise YoloError(f"{exported}: exported without Ultralytics' task=pose metadata ({sorted(meta)})")

@@ -14,6 +14,7 @@ run's record. After every epoch it copies what a new machine needs to ``yolo.sta
 run (``fingerprint``); once the run has finished it writes ``models/yolo/best.pt`` from the
 copy's ``best.pt`` without training.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,8 +29,9 @@ from ..core.io import atomic_path, sha256_file, write_json
 STATE_FILE = "state.json"
 LAST, BEST = "last.pt", "best.pt"
 # Ultralytics train arguments that change where a run writes and how fast it goes, not what it computes.
-OPERATIONAL_ARGS = frozenset({"data", "project", "name", "exist_ok", "save_dir", "workers", "device", "cache",
-                              "plots", "verbose", "amp"})
+OPERATIONAL_ARGS = frozenset(
+    {"data", "project", "name", "exist_ok", "save_dir", "workers", "device", "cache", "plots", "verbose", "amp"}
+)
 
 
 def fingerprint(train_args: dict, data_files: list[Path]) -> str:
@@ -66,7 +68,9 @@ def resumable(folder: Path | None, weights: Path | None, fp: str) -> dict | None
     if record is None:
         return None
     if record.get("fingerprint") != fp:
-        print(f"{folder}: a run of other params or data ({record.get('fingerprint')}, this one {fp}): not resumed from it")
+        print(
+            f"{folder}: a run of other params or data ({record.get('fingerprint')}, this one {fp}): not resumed from it"
+        )
         return None
     needed = Path(folder) / BEST if record.get("finished") else weights
     if needed is None or not Path(needed).is_file():
@@ -82,8 +86,10 @@ def copy_file(src: Path, dst: Path) -> None:
 
 
 def write_record(folder: Path, record: dict) -> None:
-    write_json(Path(folder) / STATE_FILE, {**record, "commit": _commit(),
-                                           "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    write_json(
+        Path(folder) / STATE_FILE,
+        {**record, "commit": _commit(), "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+    )
 
 
 def _commit() -> str | None:

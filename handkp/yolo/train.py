@@ -6,6 +6,7 @@ interrupted run, on this machine or a new one, continues with ``dvc repro yolo_t
 Ultralytics' CPU defaults are overridden where they cost speed on a small machine: it trains
 with every core (``yolo.threads``; Ultralytics takes one fewer than there are) and with
 ``yolo.workers`` loader processes (Ultralytics uses none on a CPU)."""
+
 from __future__ import annotations
 
 import csv
@@ -13,28 +14,37 @@ import io
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from ..core.device import cpu_model_name
 from ..core.metrics import THRESHOLDS_PX, pck
-from ..core.paths import IMAGE_CACHE, PREPARED_TABLE, RAW_ARCHIVE, TRAIN_LOGS, YOLO_DATA, YOLO_DIR
+from ..core.paths import IMAGE_CACHE, PREPARED_TABLE, RAW_ARCHIVE, TRAIN_LOGS, YOLO_CHECKPOINT, YOLO_DATA, YOLO_DIR
 from ..data.archive import DatasetArchive
 from ..data.cache import ImageCache
 from ..data.dataset import split_arrays
-from ..runtime.decoders import YOLO_CONF_THRESHOLD, best_detection, yolo_input
+from ..runtime.decoders import best_detection, yolo_input
 from . import run_state
 from .augment import ultralytics_augment
 from .dataset import stage_view
 from .ultralytics import YoloError, configure_ultralytics, model_config, resolve_pretrained, ultralytics_device
 
-# Ultralytics' run folder and the run's record (a persistent out of yolo_train). Here, not in
-# handkp.core.paths: a change to handkp/core would restart the heatmap run (its fingerprint).
-YOLO_CHECKPOINT = Path("models/yolo_checkpoint")
 # Train arguments the stage sets itself (yolo.train_args may not).
-FIXED_ARGS = {"data", "project", "name", "exist_ok", "pretrained", "plots", "model", "resume", "save_dir", "epochs",
-              "augmentations"}
+FIXED_ARGS = {
+    "data",
+    "project",
+    "name",
+    "exist_ok",
+    "pretrained",
+    "plots",
+    "model",
+    "resume",
+    "save_dir",
+    "epochs",
+    "augmentations",
+}
 
 
 def _cuda_bf16() -> bool:
@@ -49,7 +59,13 @@ def _cuda_bf16() -> bool:
 def curve_name(column: str) -> str:
     """A results.csv column -> its dvclive name: Ultralytics validates on the dev slice, so its
     ``metrics/…`` and ``val/…`` columns are ``dev/…``; ``(B)`` box, ``(P)`` pose."""
-    key = column.strip().replace("metrics/", "dev/").replace("val/", "dev/").replace("(B)", "_box").replace("(P)", "_pose")
+    key = (
+        column.strip()
+        .replace("metrics/", "dev/")
+        .replace("val/", "dev/")
+        .replace("(B)", "_box")
+        .replace("(P)", "_pose")
+    )
     return key.replace("-", "_").replace("lr/pg0", "train/lr")
 
 
@@ -63,7 +79,7 @@ class DevKeypoints:
         self.conf_threshold, self.batch_size = conf_threshold, batch_size
 
     @classmethod
-    def from_cache(cls, conf_threshold: float) -> "DevKeypoints":
+    def from_cache(cls, conf_threshold: float) -> DevKeypoints:
         import polars as pl
 
         names, keypoints = split_arrays(pl.read_parquet(PREPARED_TABLE), "dev")
@@ -77,12 +93,12 @@ class DevKeypoints:
         model.eval()
         with torch.inference_mode():
             for start in range(0, len(self.images), self.batch_size):
-                x = torch.from_numpy(yolo_input(self.images[start:start + self.batch_size]))
+                x = torch.from_numpy(yolo_input(self.images[start : start + self.batch_size]))
                 x = x.to(next(model.parameters()).device, next(model.parameters()).dtype)
                 out = model(x)
                 raw = (out[0] if isinstance(out, (list, tuple)) else out).float().cpu().numpy()
-                for i, gt in enumerate(self.keypoints[start:start + self.batch_size]):
-                    conf, kp = best_detection(raw[i:i + 1])
+                for i, gt in enumerate(self.keypoints[start : start + self.batch_size]):
+                    conf, kp = best_detection(raw[i : i + 1])
                     visible = gt[:, 2] > 0
                     if kp is None or not conf >= self.conf_threshold:
                         missed += 1
@@ -98,8 +114,17 @@ class RunRecorder:
     dev keypoint figures, the run's record and the copy for a new machine, and the dvclive curves
     rewritten from Ultralytics' results (so a resumed run's curves are the whole run's)."""
 
-    def __init__(self, record: dict, run_dir: Path, copy_dir: Path | None, live_dir: Path, workers: int, threads: int,
-                 channels_last: bool, dev: DevKeypoints | None):
+    def __init__(
+        self,
+        record: dict,
+        run_dir: Path,
+        copy_dir: Path | None,
+        live_dir: Path,
+        workers: int,
+        threads: int,
+        channels_last: bool,
+        dev: DevKeypoints | None,
+    ):
         self.record, self.run_dir, self.copy_dir, self.live_dir = record, run_dir, copy_dir, live_dir
         self.workers, self.threads, self.channels_last, self.dev = workers, threads, channels_last, dev
         self.epoch_start, self.images_per_s = 0.0, float("nan")
@@ -128,9 +153,15 @@ class RunRecorder:
     def on_model_save(self, trainer):
         """After Ultralytics wrote last.pt (and best.pt when the epoch was the best so far)."""
         epoch = trainer.epoch + 1
-        improved = trainer.best_fitness is not None and trainer.fitness is not None and trainer.fitness >= trainer.best_fitness
-        entry = {"epoch": epoch, "images_per_s": round(self.images_per_s, 2), "wall_s": round(time.perf_counter() - self.epoch_start, 1),
-                 "dev": self.dev(trainer.ema.ema) if self.dev is not None else {}}
+        improved = (
+            trainer.best_fitness is not None and trainer.fitness is not None and trainer.fitness >= trainer.best_fitness
+        )
+        entry = {
+            "epoch": epoch,
+            "images_per_s": round(self.images_per_s, 2),
+            "wall_s": round(time.perf_counter() - self.epoch_start, 1),
+            "dev": self.dev(trainer.ema.ema) if self.dev is not None else {},
+        }
         history = [h for h in self.record.get("history", []) if h["epoch"] < epoch] + [entry]
         self.record.update(epochs_done=epoch, history=history, finished=False)
         if improved:
@@ -144,8 +175,10 @@ class RunRecorder:
         run_state.write_record(self.run_dir, self.record)
         write_curves(trainer.read_results_csv(), history, self.live_dir)
         dev = entry["dev"]
-        print(f"epoch {epoch} of {self.record['epochs']}: {self.images_per_s:.1f} train images/s"
-              + (f", dev PCK@5 {dev['pck_5px']:.3f}, {dev['missed_images']} dev images missed" if dev else ""))
+        print(
+            f"epoch {epoch} of {self.record['epochs']}: {self.images_per_s:.1f} train images/s"
+            + (f", dev PCK@5 {dev['pck_5px']:.3f}, {dev['missed_images']} dev images missed" if dev else "")
+        )
 
 
 def stripped_best(src: Path, dst: Path) -> None:
@@ -201,7 +234,9 @@ def restore_run(copy_dir: Path, run_dir: Path) -> None:
     if (copy_dir / run_state.BEST).is_file():
         shutil.copyfile(copy_dir / run_state.BEST, run_dir / "weights" / run_state.BEST)
     shutil.copyfile(copy_dir / run_state.STATE_FILE, run_dir / run_state.STATE_FILE)
-    results = torch.load(run_dir / "weights" / run_state.LAST, map_location="cpu", weights_only=False).get("train_results")
+    results = torch.load(run_dir / "weights" / run_state.LAST, map_location="cpu", weights_only=False).get(
+        "train_results"
+    )
     if results:
         (run_dir / "results.csv").write_text(results_csv(results))
 
@@ -213,7 +248,9 @@ def point_checkpoint_here(last: Path, data_yaml: Path, run_dir: Path) -> None:
 
     ckpt = torch.load(last, map_location="cpu", weights_only=False)
     args = ckpt["train_args"]
-    args.update(data=str(data_yaml), project=str(run_dir.parent), name=run_dir.name, save_dir=str(run_dir), exist_ok=True)
+    args.update(
+        data=str(data_yaml), project=str(run_dir.parent), name=run_dir.name, save_dir=str(run_dir), exist_ok=True
+    )
     with run_state.atomic_path(last) as tmp:
         torch.save(ckpt, tmp)
 
@@ -221,9 +258,19 @@ def point_checkpoint_here(last: Path, data_yaml: Path, run_dir: Path) -> None:
 def train_args(cfg: dict, seed: int, weights: Path | None, device: str, amp) -> dict:
     """The Ultralytics train arguments of the ``yolo`` params section (its paths set later)."""
     args = dict(
-        epochs=int(cfg["epochs"]), imgsz=int(cfg["imgsz"]), batch=int(cfg["batch"]), workers=int(cfg.get("workers", 0)),
-        device=device, seed=int(seed), deterministic=True, amp=amp, pretrained=str(weights) if weights else False,
-        cache=cfg.get("cache", False), plots=False, val=True, verbose=True,
+        epochs=int(cfg["epochs"]),
+        imgsz=int(cfg["imgsz"]),
+        batch=int(cfg["batch"]),
+        workers=int(cfg.get("workers", 0)),
+        device=device,
+        seed=int(seed),
+        deterministic=True,
+        amp=amp,
+        pretrained=str(weights) if weights else False,
+        cache=cfg.get("cache", False),
+        plots=False,
+        val=True,
+        verbose=True,
     )
     extra = dict(cfg.get("train_args") or {})  # any other Ultralytics train argument (lr0, mixup, ...)
     fixed = (FIXED_ARGS | set(args)) & extra.keys()
@@ -234,12 +281,21 @@ def train_args(cfg: dict, seed: int, weights: Path | None, device: str, amp) -> 
     return args
 
 
-def train_yolo(cfg: dict, seed: int, data_yaml: Path, archive: Path, out_dir: Path, live_dir: Path,
-               run_dir: Path = YOLO_CHECKPOINT, dev: DevKeypoints | None = None) -> dict:
+def train_yolo(
+    cfg: dict,
+    seed: int,
+    data_yaml: Path,
+    archive: Path,
+    out_dir: Path,
+    live_dir: Path,
+    run_dir: Path = YOLO_CHECKPOINT,
+    dev: Callable[[], DevKeypoints] | None = None,
+) -> dict:
     """Trains the ``yolo`` params section's model on the dataset yaml, its images read from the
     dataset ``archive``, resuming the run in ``run_dir`` or ``yolo.state_copy`` when one of them
     belongs to it. Writes ``out_dir/best.pt`` (with the run's ``args.yaml``, ``results.csv`` and
-    ``state.json``) and the per-epoch curves to the dvclive folder ``live_dir``. Returns the run's record."""
+    ``state.json``) and the per-epoch curves to the dvclive folder ``live_dir``; ``dev`` makes the
+    dev figures of every epoch (called once training starts). Returns the run's record."""
     configure_ultralytics()
     weights = resolve_pretrained(cfg.get("pretrained", "none"), cfg["model"])  # first: fail before any work
     from ultralytics import YOLO
@@ -260,21 +316,38 @@ def train_yolo(cfg: dict, seed: int, data_yaml: Path, archive: Path, out_dir: Pa
     copy = run_state.resumable(copy_dir, copy_dir / run_state.LAST if copy_dir else None, fp)
     if copy is not None and (here is None or copy["epochs_done"] > here["epochs_done"]):
         if copy.get("finished"):
-            print(f"{copy_dir}: the run finished (epoch {copy['epochs_done']} of {copy['epochs']}): best.pt from it, no training")
+            print(
+                f"{copy_dir}: the run finished (epoch {copy['epochs_done']} of {copy['epochs']}): "
+                "best.pt from it, no training"
+            )
             return _write_outputs(copy_dir / run_state.BEST, copy_dir, copy, out_dir, live_dir)
         print(f"{copy_dir}: epoch {copy['epochs_done']} of {copy['epochs']} done: continuing from it")
         restore_run(copy_dir, run_dir)
         here = copy
     if here is not None and here.get("finished"):
         return _write_outputs(run_dir / "weights" / run_state.BEST, run_dir, here, out_dir, live_dir)
-    record = here or {"fingerprint": fp, "epochs": args["epochs"], "epochs_done": 0, "history": [],
-                      "model": cfg["model"], "ultralytics": _ultralytics_version()}
+    record = here or {
+        "fingerprint": fp,
+        "epochs": args["epochs"],
+        "epochs_done": 0,
+        "history": [],
+        "model": cfg["model"],
+        "ultralytics": _ultralytics_version(),
+    }
     record.setdefault("hardware", [])
     host = {"cpu": cpu_model_name(), "device": device}
     if host not in record["hardware"]:
         record["hardware"].append(host)
-    recorder = RunRecorder(record, run_dir, copy_dir, live_dir, int(cfg.get("workers", 0)), int(cfg.get("threads", 0)),
-                           bool(cfg.get("channels_last", False)), dev)
+    recorder = RunRecorder(
+        record,
+        run_dir,
+        copy_dir,
+        live_dir,
+        int(cfg.get("workers", 0)),
+        int(cfg.get("threads", 0)),
+        bool(cfg.get("channels_last", False)),
+        dev() if dev is not None else None,
+    )
     with tempfile.TemporaryDirectory(prefix="handkp-yolo-") as work:
         with DatasetArchive(archive) as dataset:
             view_yaml = stage_view(data_yaml, dataset, Path(work) / "data")
@@ -283,16 +356,36 @@ def train_yolo(cfg: dict, seed: int, data_yaml: Path, archive: Path, out_dir: Pa
             print(f"YOLO baseline: resuming {run_dir} after epoch {here['epochs_done']} of {here['epochs']}")
             point_checkpoint_here(last, view_yaml, run_dir)
             model = YOLO(str(last), task="pose")
-            run = dict(resume=str(last), data=str(view_yaml), workers=args["workers"], device=device, cache=args["cache"],
-                       save_dir=str(run_dir))
+            run = dict(
+                resume=str(last),
+                data=str(view_yaml),
+                workers=args["workers"],
+                device=device,
+                cache=args["cache"],
+                save_dir=str(run_dir),
+            )
         else:
             shutil.rmtree(run_dir, ignore_errors=True)
             model = YOLO(model_config(cfg["model"]), task="pose")
-            run = dict(args, data=str(view_yaml), project=str(run_dir.parent), name=run_dir.name, exist_ok=True,
-                       save_dir=str(run_dir))
-            print(f"YOLO baseline: {cfg['model']} from {weights or 'random init'}, {args['epochs']} epochs, device {device}, amp {amp}")
-        for event in ("on_pretrain_routine_start", "on_pretrain_routine_end", "on_train_epoch_start",
-                      "on_train_epoch_end", "on_model_save"):
+            run = dict(
+                args,
+                data=str(view_yaml),
+                project=str(run_dir.parent),
+                name=run_dir.name,
+                exist_ok=True,
+                save_dir=str(run_dir),
+            )
+            print(
+                f"YOLO baseline: {cfg['model']} from {weights or 'random init'}, {args['epochs']} epochs, "
+                f"device {device}, amp {amp}"
+            )
+        for event in (
+            "on_pretrain_routine_start",
+            "on_pretrain_routine_end",
+            "on_train_epoch_start",
+            "on_train_epoch_end",
+            "on_model_save",
+        ):
             model.add_callback(event, getattr(recorder, event))
         model.train(**run)
     record.update(finished=True, epochs_done=record["epochs"])
@@ -334,9 +427,16 @@ def run_yolo_train(params: dict) -> dict:
     """The yolo_train stage: data/yolo/dataset.yaml over data/raw.zip -> models/yolo/best.pt,
     curves in reports/train/yolo/, the run in models/yolo_checkpoint/ and yolo.state_copy."""
     cfg = params["yolo"]
-    dev = DevKeypoints.from_cache(float(cfg.get("conf_threshold", YOLO_CONF_THRESHOLD)))
-    record = train_yolo(cfg, params["seed"], YOLO_DATA / "dataset.yaml", RAW_ARCHIVE, YOLO_DIR, TRAIN_LOGS / "yolo", dev=dev)
+
+    def dev() -> DevKeypoints:
+        return DevKeypoints.from_cache(float(params["evaluate"]["yolo_conf_threshold"]))
+
+    record = train_yolo(
+        cfg, params["seed"], YOLO_DATA / "dataset.yaml", RAW_ARCHIVE, YOLO_DIR, TRAIN_LOGS / "yolo", dev=dev
+    )
     last = record["history"][-1] if record.get("history") else {}
-    print(f"epoch {record['epochs_done']} of {record['epochs']} (best {record.get('best_epoch')}); "
-          f"last epoch's dev figures: {last.get('dev')}")
+    print(
+        f"epoch {record['epochs_done']} of {record['epochs']} (best {record.get('best_epoch')}); "
+        f"last epoch's dev figures: {last.get('dev')}"
+    )
     return record

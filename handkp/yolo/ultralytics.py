@@ -7,6 +7,7 @@ of ``handkp.yolo`` that needs Ultralytics calls it and imports Ultralytics insid
 ``yolo.pretrained: download`` touches the network, for the official weights, and says so clearly
 when it cannot.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -28,6 +29,7 @@ _CONFIGURED = False
 class YoloError(HandkpError):
     """A YOLO-baseline step that cannot go on; the message says why and what to do."""
 
+
 def configure_ultralytics() -> None:
     """Environment for Ultralytics, set before its first import: settings in a private,
     temporary folder (not the user's; its integrations off), no pip auto-installs, and offline
@@ -37,8 +39,11 @@ def configure_ultralytics() -> None:
     if _CONFIGURED:
         return
     if "ultralytics" in sys.modules:  # too late for its environment: leave the user's settings alone
-        print("warning: ultralytics was imported before handkp.yolo.configure_ultralytics(); "
-              "its settings, integrations and online checks are as the user configured them", file=sys.stderr)
+        print(
+            "warning: ultralytics was imported before handkp.yolo.configure_ultralytics(); "
+            "its settings, integrations and online checks are as the user configured them",
+            file=sys.stderr,
+        )
     else:
         config_dir = Path(tempfile.mkdtemp(prefix="handkp-ultralytics-config-"))
         atexit.register(shutil.rmtree, config_dir, True)

@@ -3,6 +3,7 @@ runtime API / evaluator, real-time dropping, the summary, and each failure's mes
 
 A short video is built from the tiny fixture's val images; the model is a small heatmap network
 with random weights, exported to ONNX (the app's path on a deployment: no torch at run time)."""
+
 from __future__ import annotations
 
 import json
@@ -22,6 +23,7 @@ from handkp.app import capture, errors, loop, outputs, overlay, sources
 from handkp.core.errors import HandkpError
 from handkp.core.keypoints import NUM_KEYPOINTS
 from handkp.runtime import Prediction, load_predictor
+from handkp.track import SingleHandPipeline
 
 REPO = Path(__file__).resolve().parents[2]
 N_FRAMES = 12
@@ -45,8 +47,14 @@ def model_files(tmp_path_factory) -> dict[str, Path]:
     torch.manual_seed(0)
     model = build_model(cfg)
     ckpt = out / "tiny.pt"
-    torch.save({"model_config": cfg, "codec": codec_for_model(cfg, {"sigma": 2.0}).to_dict(),
-                "state_dict": model.state_dict()}, ckpt)
+    torch.save(
+        {
+            "model_config": cfg,
+            "codec": codec_for_model(cfg, {"sigma": 2.0}).to_dict(),
+            "state_dict": model.state_dict(),
+        },
+        ckpt,
+    )
     return {"pt": ckpt, "onnx": export_onnx(ckpt, out / "tiny.onnx")}
 
 
@@ -94,15 +102,22 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "handkp", "live", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "PYTHONUNBUFFERED": "1",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "handkp", "live", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 class FakeCapture:
     """A cv2.VideoCapture look-alike over a list of frames; raises after ``raise_after`` reads."""
 
-    def __init__(self, frames: list[np.ndarray], fps: float = 25.0, raise_after: int | None = None, opened: bool = True):
+    def __init__(
+        self, frames: list[np.ndarray], fps: float = 25.0, raise_after: int | None = None, opened: bool = True
+    ):
         self.frames, self.fps, self.raise_after, self.opened = list(frames), fps, raise_after, opened
         self.reads = 0
 
@@ -150,8 +165,22 @@ def test_cli_video_every_frame_matches_runtime_api(tmp_path, clip, model_files, 
     """Headless through onnxruntime, as a subprocess: the saved video has every frame, the JSON
     lines hold the runtime API's keypoints for the decoded frames, the summary counts are right."""
     out_video, out_json = tmp_path / "annotated.avi", tmp_path / "keypoints.jsonl"
-    proc = run_cli(["--source", str(clip), "--model", str(model_files["onnx"]), "--headless", "--threads", "1",
-                    "--save", str(out_video), "--json", str(out_json)], tmp_path)
+    proc = run_cli(
+        [
+            "--source",
+            str(clip),
+            "--model",
+            str(model_files["onnx"]),
+            "--headless",
+            "--threads",
+            "1",
+            "--save",
+            str(out_video),
+            "--json",
+            str(out_json),
+        ],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"frames: {N_FRAMES} read, {N_FRAMES} processed, 0 dropped" in proc.stdout
     assert "every frame" in proc.stdout and "latency p50" in proc.stdout and "p99" in proc.stdout
@@ -174,7 +203,7 @@ def test_cli_video_every_frame_matches_runtime_api(tmp_path, clip, model_files, 
 
 
 def test_run_live_summary(clip, predictor):
-    summary = loop.run_live(predictor, sources.open_source(str(clip)), QUIET)
+    summary = loop.run_live(SingleHandPipeline(predictor), sources.open_source(str(clip)), QUIET)
     assert (summary.end, summary.mode, summary.exit_code) == ("eof", "every", 0)
     assert (summary.frames, summary.processed, summary.dropped, summary.found) == (N_FRAMES, N_FRAMES, 0, N_FRAMES)
     assert summary.mean_fps > 0 and summary.elapsed_s > 0
@@ -194,8 +223,24 @@ def test_image_folder_matches_evaluator(tmp_path, val_images, model_files, predi
         shutil.copy(p, folder / p.name)
     (folder / "notes.txt").write_text("not an image")
     out_json = tmp_path / "folder.jsonl"
-    code = cli_main(["live", "--source", str(folder), "--model", str(model_files["onnx"]),
-                     "--headless", "--threads", "1", "--json", str(out_json), "--log-every", "0", "--detector", "none"])
+    code = cli_main(
+        [
+            "live",
+            "--source",
+            str(folder),
+            "--model",
+            str(model_files["onnx"]),
+            "--headless",
+            "--threads",
+            "1",
+            "--json",
+            str(out_json),
+            "--log-every",
+            "0",
+            "--detector",
+            "none",
+        ]
+    )
     assert code == 0
     records = read_jsonl(out_json)
     names = sorted(p.name for p in val_images[:6])
@@ -212,9 +257,10 @@ def test_realtime_drops_frames_but_keeps_the_timeline(tmp_path, val_images, pred
     (counted); the saved video still has one frame per source frame; the last frame is processed."""
     frames = [cv2.imread(str(p)) for p in val_images] * 2  # 24 frames at 100 FPS
     source = sources.VideoSource("fake.avi", "fake video", live=False, opener=lambda: FakeCapture(frames, fps=100.0))
-    options = loop.LiveOptions(headless=True, realtime=True, log_every_s=0, save=tmp_path / "rt.avi",
-                               json_path=tmp_path / "rt.jsonl")
-    summary = loop.run_live(SlowPredictor(predictor, 0.05), source, options)
+    options = loop.LiveOptions(
+        headless=True, realtime=True, log_every_s=0, save=tmp_path / "rt.avi", json_path=tmp_path / "rt.jsonl"
+    )
+    summary = loop.run_live(SingleHandPipeline(SlowPredictor(predictor, 0.05)), source, options)
     assert (summary.end, summary.mode) == ("eof", "latest")
     assert summary.frames == len(frames)
     assert summary.dropped > 0 and summary.processed + summary.dropped == summary.frames
@@ -235,9 +281,29 @@ def test_cli_sigterm_stops_cleanly(tmp_path, val_images, model_files):
     writer.release()
     out_json = tmp_path / "s.jsonl"
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "handkp", "live", "--source", str(slow), "--model", str(model_files["onnx"]),
-                             "--headless", "--realtime", "--threads", "1", "--json", str(out_json)],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "handkp",
+            "live",
+            "--source",
+            str(slow),
+            "--model",
+            str(model_files["onnx"]),
+            "--headless",
+            "--realtime",
+            "--threads",
+            "1",
+            "--json",
+            str(out_json),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not (out_json.is_file() and out_json.read_text().count("\n") >= 1) and time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
@@ -277,10 +343,16 @@ def test_missing_source(tmp_path, model_files, capsys):
 def test_not_a_video_and_empty_folder(tmp_path, model_files, capsys):
     bogus = tmp_path / "bogus.mp4"
     bogus.write_bytes(b"\x00" * 2048)
-    assert cli_main(["live", "--source", str(bogus), "--model", str(model_files["onnx"]), "--headless"]) == errors.EXIT_SOURCE
+    assert (
+        cli_main(["live", "--source", str(bogus), "--model", str(model_files["onnx"]), "--headless"])
+        == errors.EXIT_SOURCE
+    )
     assert "cannot open this video" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
-    assert cli_main(["live", "--source", str(tmp_path / "empty"), "--model", str(model_files["onnx"]), "--headless"]) == errors.EXIT_SOURCE
+    assert (
+        cli_main(["live", "--source", str(tmp_path / "empty"), "--model", str(model_files["onnx"]), "--headless"])
+        == errors.EXIT_SOURCE
+    )
     assert "without image files" in capsys.readouterr().err
 
 
@@ -290,7 +362,10 @@ def test_corrupt_model_and_mismatch(tmp_path, clip, model_files, capsys):
     cases = [
         (["--model", str(broken)], "ONNX Runtime cannot load this model"),
         (["--model", str(tmp_path / "missing.onnx")], "model file not found"),
-        (["--model", str(model_files["onnx"]), "--backend", "torch"], "the torch backend runs a .pt"),  # names the backend and the suffix it runs
+        (
+            ["--model", str(model_files["onnx"]), "--backend", "torch"],
+            "the torch backend runs a .pt",
+        ),  # names the backend and the suffix it runs
     ]
     for extra, message in cases:
         code = cli_main(["live", "--source", str(clip), "--headless", *extra])
@@ -304,8 +379,20 @@ def test_cli_truncated_video_fails_mid_stream(tmp_path, clip, model_files):
     data = clip.read_bytes()
     truncated.write_bytes(data[: len(data) // 2])
     out_json = tmp_path / "t.jsonl"
-    proc = run_cli(["--source", str(truncated), "--model", str(model_files["onnx"]), "--headless", "--threads", "1",
-                    "--json", str(out_json)], tmp_path)
+    proc = run_cli(
+        [
+            "--source",
+            str(truncated),
+            "--model",
+            str(model_files["onnx"]),
+            "--headless",
+            "--threads",
+            "1",
+            "--json",
+            str(out_json),
+        ],
+        tmp_path,
+    )
     assert proc.returncode == errors.EXIT_SOURCE_LOST == 5, proc.stderr
     assert "truncated or corrupt" in proc.stderr
     assert "the source failed" in proc.stdout
@@ -317,7 +404,7 @@ def test_cli_truncated_video_fails_mid_stream(tmp_path, clip, model_files):
 def test_capture_raising_mid_stream(val_images, predictor):
     frames = [cv2.imread(str(p)) for p in val_images]
     source = sources.VideoSource("fake", "fake video", live=False, opener=lambda: FakeCapture(frames, raise_after=5))
-    summary = loop.run_live(predictor, source, QUIET)
+    summary = loop.run_live(SingleHandPipeline(predictor), source, QUIET)
     assert (summary.end, summary.exit_code) == ("lost", errors.EXIT_SOURCE_LOST)
     assert "device disconnected" in summary.message and "after 5 frames" in summary.message
     assert (summary.frames, summary.processed) == (5, 5)
@@ -334,7 +421,9 @@ def test_camera_lost_retries_then_exits(val_images, predictor):
 
     source = sources.VideoSource(0, "camera 0", live=True, opener=opener)
     t0 = time.monotonic()
-    summary = loop.run_live(predictor, source, loop.LiveOptions(headless=True, log_every_s=0, retry_s=0.6))
+    summary = loop.run_live(
+        SingleHandPipeline(predictor), source, loop.LiveOptions(headless=True, log_every_s=0, retry_s=0.6)
+    )
     assert (summary.end, summary.exit_code) == ("lost", 5)
     assert "--retry-s" in summary.message
     assert summary.frames == 4 and len(opened) >= 2
@@ -345,14 +434,16 @@ def test_camera_reconnects(val_images, predictor):
     """A camera that drops out and comes back within --retry-s: the run goes on."""
     frames = [cv2.imread(str(p)) for p in val_images]
     source = sources.VideoSource(0, "camera 0", live=True, opener=lambda: FakeCapture(frames, raise_after=3))
-    summary = loop.run_live(predictor, source, loop.LiveOptions(headless=True, log_every_s=0, retry_s=2, max_frames=7))
+    summary = loop.run_live(
+        SingleHandPipeline(predictor), source, loop.LiveOptions(headless=True, log_every_s=0, retry_s=2, max_frames=7)
+    )
     assert (summary.end, summary.exit_code, summary.frames, summary.mode) == ("max_frames", 0, 7, "latest")
 
 
 def test_camera_that_never_opens(predictor):
     source = sources.VideoSource(0, "camera 0", live=True, opener=lambda: FakeCapture([], opened=False))
     with pytest.raises(errors.SourceError, match="retried for 0.3 s") as err:
-        loop.run_live(predictor, source, loop.LiveOptions(headless=True, retry_s=0.3))
+        loop.run_live(SingleHandPipeline(predictor), source, loop.LiveOptions(headless=True, retry_s=0.3))
     assert err.value.exit_code == errors.EXIT_SOURCE
     assert isinstance(err.value, HandkpError)  # what a caller catches for every handkp error
 
@@ -394,7 +485,12 @@ def test_user_quits_the_window(clip, predictor):
     """q/Esc in the window: a clean stop (exit 0); in a window a file plays at its native FPS."""
     window = FakeWindow(quit_after=4)
     t0 = time.monotonic()
-    summary = loop.run_live(predictor, sources.open_source(str(clip)), loop.LiveOptions(headless=False, log_every_s=0), window=window)
+    summary = loop.run_live(
+        SingleHandPipeline(predictor),
+        sources.open_source(str(clip)),
+        loop.LiveOptions(headless=False, log_every_s=0),
+        window=window,
+    )
     assert (summary.end, summary.exit_code, summary.processed) == ("stopped", 0, 4)
     assert time.monotonic() - t0 >= 3 / CLIP_FPS  # paced: frame 3 is not read before 0.3 s
     assert summary.frames >= 4 and summary.dropped == summary.frames - 4
@@ -438,7 +534,7 @@ def test_folder_with_an_unreadable_image(tmp_path, val_images, predictor, capsys
     for p in val_images[:2]:
         shutil.copy(p, folder / p.name)
     (folder / "broken.jpg").write_bytes(b"not a jpeg")
-    summary = loop.run_live(predictor, sources.open_source(str(folder)), QUIET)
+    summary = loop.run_live(SingleHandPipeline(predictor), sources.open_source(str(folder)), QUIET)
     assert (summary.end, summary.exit_code, summary.frames, summary.processed, summary.skipped) == ("eof", 0, 2, 2, 1)
     assert "broken.jpg: cannot decode" in capsys.readouterr().err
     assert "1 unreadable images left out" in summary.format()
@@ -455,8 +551,18 @@ def test_record_when_no_hand_is_found(val_images):
 
 
 def test_unwritable_output(tmp_path, clip, model_files, capsys):
-    code = cli_main(["live", "--source", str(clip), "--model", str(model_files["onnx"]), "--headless",
-                     "--save", str(tmp_path / "no" / "such" / "dir" / "out.mp4")])
+    code = cli_main(
+        [
+            "live",
+            "--source",
+            str(clip),
+            "--model",
+            str(model_files["onnx"]),
+            "--headless",
+            "--save",
+            str(tmp_path / "no" / "such" / "dir" / "out.mp4"),
+        ]
+    )
     assert code == errors.EXIT_OUTPUT == 7
     assert "does not exist" in capsys.readouterr().err
 
@@ -476,9 +582,30 @@ sys.exit(main(sys.argv[1:]))
 def test_app_runs_without_torch_polars_dvc(tmp_path, clip, model_files):
     """What a Jetson has: the app (ONNX model here) runs with torch, polars and dvc unimportable."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-c", BLOCK_HEAVY, "live", "--source", str(clip), "--model", str(model_files["onnx"]),
-                           "--headless", "--threads", "1", "--max-frames", "3", "--json", str(tmp_path / "o.jsonl")],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            BLOCK_HEAVY,
+            "live",
+            "--source",
+            str(clip),
+            "--model",
+            str(model_files["onnx"]),
+            "--headless",
+            "--threads",
+            "1",
+            "--max-frames",
+            "3",
+            "--json",
+            str(tmp_path / "o.jsonl"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "3 read, 3 processed" in proc.stdout
     assert len(read_jsonl(tmp_path / "o.jsonl")) == 3

@@ -16,6 +16,7 @@ index), so two STAND-INs can know the truth from the pixels alone, as real model
 
 The real heatmap network code (a tiny random-weight ONNX export) and a stand-in detector ONNX
 file run the same video through the command line as a subprocess (wiring, not accuracy)."""
+
 from __future__ import annotations
 
 import json
@@ -105,7 +106,7 @@ def scene(tmp_path_factory, tiny_dataset) -> Scene:
         for name in names:
             patch, kp, box = patches[name]
             px, py = patch_position(name, i if i < 32 else 20)
-            frame[py:py + patch.shape[0], px:px + patch.shape[1]] = patch
+            frame[py : py + patch.shape[0], px : px + patch.shape[1]] = patch
             truth[name] = kp + [px, py]
             frame_boxes.append(box + [px, py, px, py])
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
@@ -133,8 +134,9 @@ def crop_to_frame(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
     v, u = np.nonzero(mask)
     src = np.stack([u + 0.5, v + 0.5], 1)
     dst = np.stack([(rgb[mask][:, 0] + 0.5) * W / 256, (rgb[mask][:, 1] + 0.5) * H / 256], 1)
-    m, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=2.0, maxIters=2000,
-                                             confidence=0.999)
+    m, inliers = cv2.estimateAffinePartial2D(
+        src, dst, method=cv2.RANSAC, ransacReprojThreshold=2.0, maxIters=2000, confidence=0.999
+    )
     return m if m is not None and inliers.sum() >= 500 else None
 
 
@@ -191,9 +193,26 @@ def test_two_hands_tracked_with_stable_ids_through_the_app(tmp_path, scene, monk
     monkeypatch.setattr(cli, "load_predictor", lambda *a, **k: standin_keypoint_model(scene))
     monkeypatch.setattr(tracking, "YoloHandDetector", lambda *a, **k: standin_detector(scene))
     out_json, out_video = tmp_path / "hands.jsonl", tmp_path / "hands.avi"
-    code = cli_main(["live", "--source", str(scene.clip), "--model", "standin-keypoints.onnx", "--detector", "standin-detector.onnx",
-                     "--headless", "--no-hud", "--log-every", "0", "--json", str(out_json), "--save", str(out_video),
-                     *([] if smoothing else ["--no-smoothing"])])
+    code = cli_main(
+        [
+            "live",
+            "--source",
+            str(scene.clip),
+            "--model",
+            "standin-keypoints.onnx",
+            "--detector",
+            "standin-detector.onnx",
+            "--headless",
+            "--no-hud",
+            "--log-every",
+            "0",
+            "--json",
+            str(out_json),
+            "--save",
+            str(out_video),
+            *([] if smoothing else ["--no-smoothing"]),
+        ]
+    )
     out = capsys.readouterr()
     assert code == 0, out.err
     assert "tracking up to 2 hands" in out.err
@@ -251,15 +270,33 @@ def frames_folder(tmp_path_factory, scene) -> Path:
 
 
 @pytest.mark.parametrize("sequence", [False, True])
-def test_a_folders_images_are_separate_pictures_unless_sequence(tmp_path, scene, frames_folder, monkeypatch, capsys, sequence):
+def test_a_folders_images_are_separate_pictures_unless_sequence(
+    tmp_path, scene, frames_folder, monkeypatch, capsys, sequence
+):
     """An image folder: each image on its own (the detector on every image with a free place,
     ids from 0 in each, as MediaPipe's static image mode); with --sequence, tracked like the
     video: the same ids and detector runs as the clip gives."""
     monkeypatch.setattr(cli, "load_predictor", lambda *a, **k: standin_keypoint_model(scene))
     monkeypatch.setattr(tracking, "YoloHandDetector", lambda *a, **k: standin_detector(scene))
     out_json = tmp_path / "hands.jsonl"
-    code = cli_main(["live", "--source", str(frames_folder), "--model", "standin-keypoints.onnx", "--detector", "standin-detector.onnx",
-                     "--headless", "--no-hud", "--log-every", "0", "--json", str(out_json), *(["--sequence"] if sequence else [])])
+    code = cli_main(
+        [
+            "live",
+            "--source",
+            str(frames_folder),
+            "--model",
+            "standin-keypoints.onnx",
+            "--detector",
+            "standin-detector.onnx",
+            "--headless",
+            "--no-hud",
+            "--log-every",
+            "0",
+            "--json",
+            str(out_json),
+            *(["--sequence"] if sequence else []),
+        ]
+    )
     out = capsys.readouterr()
     assert code == 0, out.err
     assert ("each image on its own" in out.err) is not sequence
@@ -283,7 +320,9 @@ def real_models(tmp_path_factory, scene):
     _, box = letterbox(np.zeros((H, W, 3), np.uint8), IMAGE_SIZE, YOLO_PAD_RGB)
     boxes = scene.boxes[2] * box.scale + [box.pad_x, box.pad_y] * 2  # frame -> network px
     cxcywh = [((x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0) for x0, y0, x1, y1 in boxes]
-    return tiny_heatmap_onnx(out), standin_yolo_onnx(out / "standin_yolo.onnx", yolo_raw(cxcywh, [0.9, 0.8], anchors=50))
+    return tiny_heatmap_onnx(out), standin_yolo_onnx(
+        out / "standin_yolo.onnx", yolo_raw(cxcywh, [0.9, 0.8], anchors=50)
+    )
 
 
 def test_cli_with_the_real_network_matches_the_pipeline(tmp_path, scene, real_models):
@@ -293,18 +332,47 @@ def test_cli_with_the_real_network_matches_the_pipeline(tmp_path, scene, real_mo
     heatmap, detector = real_models
     out_json = tmp_path / "real.jsonl"
     env = {**os.environ, "PYTHONPATH": str(REPO)}  # as test_live: the app with only numpy, OpenCV, onnxruntime
-    proc = subprocess.run([sys.executable, "-c", BLOCK_HEAVY, "live", "--source", str(scene.clip), "--model", str(heatmap),
-                           "--detector", str(detector), "--presence-threshold", "0", "--threads", "1", "--headless",
-                           "--json", str(out_json), "--save", str(tmp_path / "real.avi"), "--log-every", "0"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            BLOCK_HEAVY,
+            "live",
+            "--source",
+            str(scene.clip),
+            "--model",
+            str(heatmap),
+            "--detector",
+            str(detector),
+            "--presence-threshold",
+            "0",
+            "--threads",
+            "1",
+            "--headless",
+            "--json",
+            str(out_json),
+            "--save",
+            str(tmp_path / "real.avi"),
+            "--log-every",
+            "0",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "tracking up to 2 hands" in proc.stderr and "detector + crops + model + decode + tracker" in proc.stdout
     records = read_jsonl(out_json)
     assert len(records) == N_FRAMES
     assert cv2.VideoCapture(str(tmp_path / "real.avi")).get(cv2.CAP_PROP_FRAME_COUNT) == N_FRAMES  # drawn, with the HUD
 
-    pipeline = MultiHandPipeline(load_predictor(heatmap, threads=1), YoloHandDetector(detector, threads=1),
-                                 HandTracker(max_hands=2, presence_threshold=0.0, smoothing=OneEuroSettings(), fps=FPS))
+    pipeline = MultiHandPipeline(
+        load_predictor(heatmap, threads=1),
+        YoloHandDetector(detector, threads=1),
+        HandTracker(max_hands=2, presence_threshold=0.0, smoothing=OneEuroSettings(), fps=FPS),
+    )
     cap = cv2.VideoCapture(str(scene.clip))
     for i, r in enumerate(records):
         hands = pipeline.process(cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2RGB), i / FPS)
@@ -324,8 +392,22 @@ def test_without_a_detector_one_hand_the_whole_frame(tmp_path, scene, real_model
     the model (as release/ ships it) before it; a missing one is a model error (4)."""
     heatmap, detector = real_models
     monkeypatch.chdir(tmp_path)
-    base = ["live", "--source", str(scene.clip), "--model", str(heatmap), "--headless", "--threads", "1",
-            "--max-frames", "2", "--log-every", "0", "--json", str(tmp_path / "o.jsonl")]
+    base = [
+        "live",
+        "--source",
+        str(scene.clip),
+        "--model",
+        str(heatmap),
+        "--headless",
+        "--threads",
+        "1",
+        "--max-frames",
+        "2",
+        "--log-every",
+        "0",
+        "--json",
+        str(tmp_path / "o.jsonl"),
+    ]
     assert cli_main([*base, "--beta", "0.1"]) == 0
     err = capsys.readouterr().err
     assert f"no detector (neither {heatmap.parent / 'detector.onnx'} nor models/yolo.onnx found" in err
@@ -363,8 +445,14 @@ def test_each_hand_in_its_id_colour_with_its_box():
     frame = np.full((240, 320, 3), 90, np.uint8)
     hands = []
     for hand_id, x in ((0, 40), (3, 200)):
-        kp = np.stack([np.linspace(x, x + 60, NUM_KEYPOINTS), np.linspace(60, 180, NUM_KEYPOINTS)], 1).astype(np.float32)
-        hands.append(TrackedHand(hand_id, np.array([x, 60, x + 60, 180], np.float32), kp, np.ones(NUM_KEYPOINTS, np.float32), 0.9))
+        kp = np.stack([np.linspace(x, x + 60, NUM_KEYPOINTS), np.linspace(60, 180, NUM_KEYPOINTS)], 1).astype(
+            np.float32
+        )
+        hands.append(
+            TrackedHand(
+                hand_id, np.array([x, 60, x + 60, 180], np.float32), kp, np.ones(NUM_KEYPOINTS, np.float32), 0.9
+            )
+        )
     out = overlay.annotate_hands(frame, hands)
     for hand_id, (x0, x1), other in ((0, (30, 110), 3), (3, (190, 270), 0)):
         region = out[40:200, x0:x1].reshape(-1, 3)

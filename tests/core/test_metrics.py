@@ -10,9 +10,24 @@ def table(rows):
 
 
 def test_pck_epe_and_misses_on_hand_computed_cases():
-    gt = table([("a", 0, 10.0, 10.0, 1), ("a", 1, 20.0, 20.0, 1), ("a", 2, 30.0, 30.0, 0),
-                ("b", 0, 50.0, 50.0, 1), ("b", 1, 60.0, 60.0, 1)])
-    pred = pl.DataFrame({"image": ["a", "a", "a"], "keypoint": [0, 1, 2], "x": [10.5, 23.0, 0.0], "y": [10.0, 24.0, 0.0], "score": [1.0, 1.0, 1.0]})
+    gt = table(
+        [
+            ("a", 0, 10.0, 10.0, 1),
+            ("a", 1, 20.0, 20.0, 1),
+            ("a", 2, 30.0, 30.0, 0),
+            ("b", 0, 50.0, 50.0, 1),
+            ("b", 1, 60.0, 60.0, 1),
+        ]
+    )
+    pred = pl.DataFrame(
+        {
+            "image": ["a", "a", "a"],
+            "keypoint": [0, 1, 2],
+            "x": [10.5, 23.0, 0.0],
+            "y": [10.0, 24.0, 0.0],
+            "score": [1.0, 1.0, 1.0],
+        }
+    )
     m, curve, per_kp = compute_metrics(gt, pred)
     # visible: a0 (0.5 px), a1 (5 px), b0 and b1 (no prediction: misses); a2 is invisible
     assert m["n_keypoints"] == 4 and m["n_images"] == 2 and m["missed_images"] == 1

@@ -1,5 +1,6 @@
 """Fetch (download, unsafe archives refused, packing into one zip, atomic output) and validation
 of every bad-input kind."""
+
 import functools
 import http.server
 import os
@@ -11,12 +12,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import TINY_ZIP
 
 from handkp.data.archive import ArchiveError, DatasetArchive
 from handkp.data.dataset import DataError, check_quality, validate_dataset
 from handkp.data.fetch import FetchError, fetch_dataset
-
-from conftest import TINY_ZIP
 
 
 def copy_dataset(tiny_dataset: Path, dst: Path) -> Path:
@@ -108,13 +108,20 @@ def evil_zip(path: Path, entry: str, link: bool = False) -> Path:
             out.writestr(name, src.read(name))
         info = zipfile.ZipInfo(entry)
         if link:
-            info.external_attr = (0o120777 << 16)
+            info.external_attr = 0o120777 << 16
         out.writestr(info, "/etc/passwd" if link else "pwned")
     return path
 
 
-@pytest.mark.parametrize("entry,link", [("../escaped.txt", False), ("hand-keypoints/../../escaped.txt", False),
-                                        ("/tmp/escaped-abs.txt", False), ("hand-keypoints/link", True)])
+@pytest.mark.parametrize(
+    "entry,link",
+    [
+        ("../escaped.txt", False),
+        ("hand-keypoints/../../escaped.txt", False),
+        ("/tmp/escaped-abs.txt", False),
+        ("hand-keypoints/link", True),
+    ],
+)
 def test_archives_with_escaping_entries_or_links_are_refused(tmp_path, entry, link):
     archive = evil_zip(tmp_path / "evil.zip", entry, link)
     work = tmp_path / "work"
@@ -179,19 +186,32 @@ def corrupt(root: Path) -> dict[str, str]:
     def rel(p):
         return p.relative_to(root).as_posix()
 
-    label(images[0]).unlink(); expected[rel(images[0])] = "missing label"
-    images[1].unlink(); expected[rel(label(images[1]))] = "missing image"
-    images[2].write_bytes(os.urandom(3000)); expected[rel(images[2])] = "undecodable or truncated"
-    data = images[3].read_bytes(); images[3].write_bytes(data[: len(data) // 2]); expected[rel(images[3])] = "undecodable or truncated"
-    cv2.imwrite(str(images[4]), np.zeros((200, 200, 3), np.uint8)); expected[rel(images[4])] = "200×200, expected 224×224"
+    label(images[0]).unlink()
+    expected[rel(images[0])] = "missing label"
+    images[1].unlink()
+    expected[rel(label(images[1]))] = "missing image"
+    images[2].write_bytes(os.urandom(3000))
+    expected[rel(images[2])] = "undecodable or truncated"
+    data = images[3].read_bytes()
+    images[3].write_bytes(data[: len(data) // 2])
+    expected[rel(images[3])] = "undecodable or truncated"
+    cv2.imwrite(str(images[4]), np.zeros((200, 200, 3), np.uint8))
+    expected[rel(images[4])] = "200×200, expected 224×224"
     fields = label(images[5]).read_text().split()
-    label(images[5]).write_text(" ".join(fields[:-1])); expected[rel(images[5])] = "67 fields, expected 68"
-    label(images[6]).write_text(" ".join(fields[:5] + ["abc"] + fields[6:])); expected[rel(images[6])] = "non-numeric value 'abc'"
-    label(images[7]).write_text(" ".join(fields[:5] + ["nan"] + fields[6:])); expected[rel(images[7])] = "NaN"
-    label(images[8]).write_text(" ".join(fields[:5] + ["1.5"] + fields[6:])); expected[rel(images[8])] = "1.5 outside [0, 1]"
-    label(images[9]).write_text(" ".join(fields[:7] + ["3"] + fields[8:])); expected[rel(images[9])] = "visibility 3 not in"
-    label(images[10]).write_text(" ".join(fields) + "\n" + " ".join(fields)); expected[rel(images[10])] = "2 hands, expected at most 1"
-    label(images[11]).write_text(""); expected[rel(images[11])] = "no hand"
+    label(images[5]).write_text(" ".join(fields[:-1]))
+    expected[rel(images[5])] = "67 fields, expected 68"
+    label(images[6]).write_text(" ".join(fields[:5] + ["abc"] + fields[6:]))
+    expected[rel(images[6])] = "non-numeric value 'abc'"
+    label(images[7]).write_text(" ".join(fields[:5] + ["nan"] + fields[6:]))
+    expected[rel(images[7])] = "NaN"
+    label(images[8]).write_text(" ".join(fields[:5] + ["1.5"] + fields[6:]))
+    expected[rel(images[8])] = "1.5 outside [0, 1]"
+    label(images[9]).write_text(" ".join(fields[:7] + ["3"] + fields[8:]))
+    expected[rel(images[9])] = "visibility 3 not in"
+    label(images[10]).write_text(" ".join(fields) + "\n" + " ".join(fields))
+    expected[rel(images[10])] = "2 hands, expected at most 1"
+    label(images[11]).write_text("")
+    expected[rel(images[11])] = "no hand"
     return expected
 
 
@@ -226,3 +246,22 @@ def test_an_empty_split_fails_clearly(tmp_path, tiny_dataset):
         _, report = validate_dataset(archive, 224, 1)
     with pytest.raises(DataError, match="raw.zip: no valid sample in the val split"):
         check_quality(report, tmp_path / "raw.zip", max_bad_fraction=1.0)
+
+
+def test_image_cache_writes_the_checksum_file_downstream_stages_depend_on(tmp_path, tiny_dataset):
+    import json
+
+    from handkp.core.io import sha256_file
+    from handkp.data.cache import CHECKSUM_FILE, ImageCache, write_image_cache
+    from handkp.data.dataset import keypoint_table
+
+    with packed(copy_dataset(tiny_dataset, tmp_path / "raw"), tmp_path) as archive:
+        samples, _ = validate_dataset(archive, 224, 1)
+        table = keypoint_table(samples, 0.1, 42)
+        counts = write_image_cache(table, archive, tmp_path / "images", 224)
+    checksums = json.loads((tmp_path / "images" / CHECKSUM_FILE).read_text())
+    assert set(checksums) == {"train.npy", "dev.npy", "val.npy", "index.json"}
+    for name, digest in checksums.items():
+        assert digest == sha256_file(tmp_path / "images" / name), name
+    cache = ImageCache(tmp_path / "images")
+    assert {split: len(cache.split(split)[0]) for split in counts} == counts

@@ -7,6 +7,7 @@ The SSH side reuses tests/deploy/test_remote.py's `SshWorld`: a real `sshd` on 1
 real trtexec log and writes a stand-in engine (no GPU here). The same stand-in plays the local
 `trtexec` of the tensorrt target. TensorRT execution is tested only where TensorRT and CUDA exist.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,22 +18,43 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
+from test_export import (  # noqa: F401  (one_torch_thread is an autouse fixture)
+    make_checkpoint,
+    make_stage_sandbox,
+    one_torch_thread,
+    run_stage,
+    tiny_val_images,
+)
+from test_remote import LOG_8X, LOG_10_9, STANDIN_TRTEXEC, SshWorld, needs_sshd, ssh_world  # noqa: F401  (ssh_world: the real sshd fixture)
 
 from handkp.core.errors import ModelLoadError
 from handkp.deploy.artefacts import DeployError, build_artefacts, load_deployed
 from handkp.deploy.export import export_onnx
 from handkp.deploy.jetson import RemoteError
 from handkp.deploy.trtexec import parse_trtexec_log
-from handkp.evaluate.latency import LATENCY_KEYS, cpu_model_name, device_description, latency_from_trtexec, measure_latency
+from handkp.evaluate.latency import (
+    LATENCY_KEYS,
+    cpu_model_name,
+    device_description,
+    latency_from_trtexec,
+    measure_latency,
+)
 from handkp.runtime import load_predictor
 from handkp.runtime.tensorrt import load_tensorrt_predictor, sidecar_path, tensorrt_unavailable_reason, write_sidecar
-from test_export import (  # noqa: F401  (one_torch_thread is an autouse fixture)
-    make_checkpoint, make_stage_sandbox, one_torch_thread, run_stage, tiny_val_images,
-)
-from test_remote import LOG_8X, LOG_10_9, STANDIN_TRTEXEC, SshWorld, needs_sshd, ssh_world  # noqa: F401  (ssh_world: the real sshd fixture)
 
-METRIC_KEYS = {"pck_1px", "pck_3px", "pck_5px", "pck_7px", "pck_10px", "auc_0_15px", "epe_mean_px",
-               "epe_median_px", "n_images", "n_keypoints", "missed_images"}
+METRIC_KEYS = {
+    "pck_1px",
+    "pck_3px",
+    "pck_5px",
+    "pck_7px",
+    "pck_10px",
+    "auc_0_15px",
+    "epe_mean_px",
+    "epe_median_px",
+    "n_images",
+    "n_keypoints",
+    "missed_images",
+}
 TRT_MISSING = tensorrt_unavailable_reason()
 needs_tensorrt = pytest.mark.skipif(TRT_MISSING is not None, reason=f"TensorRT engines cannot run here: {TRT_MISSING}")
 
@@ -74,9 +96,13 @@ def stage_sandbox_with_onnx(tmp_path, tiny_dataset, heatmap_onnx, overrides) -> 
 
 # ============================================================================ onnxruntime target
 
+
 def test_onnxruntime_target_engine_evaluation_and_benchmark_stages(tmp_path, tiny_dataset, heatmap_onnx):
-    overrides = {"deploy": {"target": "onnxruntime", "device": "cpu"},
-                 "benchmark": {"warmup": 2, "iterations": 10, "images": 4, "threads": 1}}
+    overrides = {
+        "deploy": {"target": "onnxruntime", "device": "cpu"},
+        "benchmark": {"warmup": 2, "iterations": 10, "images": 4},
+        "runtime": {"threads": 1},
+    }
     sandbox = stage_sandbox_with_onnx(tmp_path, tiny_dataset, heatmap_onnx, overrides)
 
     out = run_stage("engine", sandbox).stdout
@@ -86,7 +112,12 @@ def test_onnxruntime_target_engine_evaluation_and_benchmark_stages(tmp_path, tin
     assert leftovers(sandbox / "models") == ["engine", "heatmap.onnx"]  # no temporary folder left
     assert (engine_dir / "heatmap.onnx").read_bytes() == heatmap_onnx.read_bytes()
     side = json.loads((engine_dir / "heatmap.onnx.json").read_text())
-    assert (side["kind"], side["target"], side["builder"], side["input_size"]) == ("heatmap", "onnxruntime", "copy", 224)
+    assert (side["kind"], side["target"], side["builder"], side["input_size"]) == (
+        "heatmap",
+        "onnxruntime",
+        "copy",
+        224,
+    )
     assert side["codec"]["heatmap_size"] == 56 and len(side["source_sha256"]) == 64
     summary = json.loads((sandbox / "reports/deploy/engine.json").read_text())
     assert summary["target"] == "onnxruntime" and summary["heatmap"]["size_mb"] > 1
@@ -105,12 +136,18 @@ def test_onnxruntime_target_engine_evaluation_and_benchmark_stages(tmp_path, tin
     assert set(LATENCY_KEYS) <= set(latency["heatmap"]) and latency["heatmap"]["iterations"] == 10
     assert "yolo" not in latency and any("yolo" in n for n in latency["notes"])
     headline = json.loads((sandbox / "reports/metrics/latency.json").read_text())  # no YOLO: no ratio
-    assert headline == {"target": "onnxruntime", "heatmap_p50_ms": pytest.approx(latency["heatmap"]["e2e_p50_ms"], abs=1e-3)}
+    assert headline == {
+        "target": "onnxruntime",
+        "heatmap_p50_ms": pytest.approx(latency["heatmap"]["e2e_p50_ms"], abs=1e-3),
+    }
 
 
 def test_deployed_onnx_predicts_like_the_exported_file(tmp_path, heatmap_onnx, val_images):
     build_artefacts("onnxruntime", {"heatmap": heatmap_onnx}, tmp_path / "engine", {})
-    deployed, original = load_deployed(tmp_path / "engine", "heatmap", "onnxruntime", "cpu"), load_predictor(heatmap_onnx)
+    deployed, original = (
+        load_deployed(tmp_path / "engine", "heatmap", "onnxruntime", "cpu"),
+        load_predictor(heatmap_onnx),
+    )
     for image in val_images[:3]:
         np.testing.assert_array_equal(deployed.predict(image).keypoints, original.predict(image).keypoints)
 
@@ -119,11 +156,14 @@ def test_unknown_target_and_missing_onnx(tmp_path, heatmap_onnx):
     with pytest.raises(DeployError, match="unknown deploy.target 'tflite'"):
         build_artefacts("tflite", {"heatmap": heatmap_onnx}, tmp_path / "engine", {})
     with pytest.raises(DeployError, match="model yolo: .*nope.onnx: ONNX file not found"):
-        build_artefacts("onnxruntime", {"heatmap": heatmap_onnx, "yolo": tmp_path / "nope.onnx"}, tmp_path / "engine", {})
+        build_artefacts(
+            "onnxruntime", {"heatmap": heatmap_onnx, "yolo": tmp_path / "nope.onnx"}, tmp_path / "engine", {}
+        )
     assert leftovers(tmp_path) == []  # the heatmap artefact built before the failure is gone too
 
 
 # ============================================================================ tensorrt target (local trtexec)
+
 
 def test_tensorrt_target_with_local_trtexec(tmp_path, heatmap_onnx, standin_trtexec):
     cfg = {"target": "tensorrt", "fp16": True, "trtexec": str(standin_trtexec), "trtexec_args": ["--verbose"]}
@@ -136,15 +176,22 @@ def test_tensorrt_target_with_local_trtexec(tmp_path, heatmap_onnx, standin_trte
     assert {k: summary["heatmap"][k] for k in expected} == expected
     assert summary["heatmap"]["builder"] == "trtexec" and summary["target"] == "tensorrt"
     side = json.loads(sidecar_path(engine).read_text())
-    assert (side["kind"], side["builder"], side["fp16"], side["tensorrt_version"]) == ("heatmap", "trtexec", True, "10.9.0")
+    assert (side["kind"], side["builder"], side["fp16"], side["tensorrt_version"]) == (
+        "heatmap",
+        "trtexec",
+        True,
+        "10.9.0",
+    )
     with pytest.raises(ModelLoadError):  # a stand-in engine never runs (and here there is no TensorRT)
         load_deployed(tmp_path / "engine", "heatmap", "tensorrt")
 
 
 def test_failed_engine_build_leaves_no_partial_engine(tmp_path, heatmap_onnx):
     failing = tmp_path / "trtexec-failing"
-    failing.write_text('#!/bin/sh\nfor a in "$@"; do case "$a" in --saveEngine=*) printf partial > "${a#--saveEngine=}";; esac; done\n'
-                       'echo "[E] Error[4]: out of memory while building" >&2\nexit 3\n')
+    failing.write_text(
+        '#!/bin/sh\nfor a in "$@"; do case "$a" in --saveEngine=*) printf partial > "${a#--saveEngine=}";; esac; done\n'
+        'echo "[E] Error[4]: out of memory while building" >&2\nexit 3\n'
+    )
     failing.chmod(0o755)
     out_dir = tmp_path / "models" / "engine"
     out_dir.mkdir(parents=True)
@@ -155,7 +202,10 @@ def test_failed_engine_build_leaves_no_partial_engine(tmp_path, heatmap_onnx):
     assert "target tensorrt, model heatmap" in message and "run trtexec" in message
     assert "status 3" in message and "out of memory while building" in message
     assert leftovers(out_dir.parent) == ["engine"]  # no temporary folder with the partial engine
-    assert leftovers(out_dir) == ["heatmap.engine"] and (out_dir / "heatmap.engine").read_text() == "previous complete engine"
+    assert (
+        leftovers(out_dir) == ["heatmap.engine"]
+        and (out_dir / "heatmap.engine").read_text() == "previous complete engine"
+    )
 
 
 # ============================================================================ jetson target, real sshd
@@ -163,7 +213,9 @@ def test_failed_engine_build_leaves_no_partial_engine(tmp_path, heatmap_onnx):
 
 def jetson_params(world: SshWorld, remote_dir: Path, **overrides) -> dict:
     t = world.target(remote_dir)
-    fields = {k: getattr(t, k) for k in ("host", "user", "port", "key", "remote_dir", "trtexec", "known_hosts", "ssh_config")}
+    fields = {
+        k: getattr(t, k) for k in ("host", "user", "port", "key", "remote_dir", "trtexec", "known_hosts", "ssh_config")
+    }
     return {**fields, "connect_timeout_s": 5, **overrides}
 
 
@@ -188,8 +240,13 @@ def test_jetson_target_end_to_end_over_ssh(ssh_world, tmp_path, tiny_dataset, he
     run_stage("benchmark", sandbox)  # numbers from trtexec's summary on the device
     latency = json.loads((sandbox / "reports/benchmark/latency.json").read_text())
     assert (latency["target"], latency["device"]) == ("jetson", built["device"])
-    assert latency["heatmap"] == {"model_p50_ms": 1.43823, "model_p90_ms": 1.45624, "model_p99_ms": 2.61597,
-                                  "model_fps": 691.435, "source": "trtexec"}
+    assert latency["heatmap"] == {
+        "model_p50_ms": 1.43823,
+        "model_p90_ms": 1.45624,
+        "model_p99_ms": 2.61597,
+        "model_fps": 691.435,
+        "source": "trtexec",
+    }
     headline = json.loads((sandbox / "reports/metrics/latency.json").read_text())  # model-only: no end-to-end there
     assert headline == {"target": "jetson", "heatmap_p50_ms": pytest.approx(1.43823, abs=1e-3)}
 
@@ -200,13 +257,26 @@ def test_jetson_target_end_to_end_over_ssh(ssh_world, tmp_path, tiny_dataset, he
 
 
 @needs_sshd
-@pytest.mark.parametrize("fault, step, words", [
-    ("wrong-key", "connect", ["Permission denied"]),
-    ("no-trtexec", "check trtexec", ["trtexec not found at"]),
-])
-def test_jetson_faults_name_host_and_step_and_leave_no_engine(ssh_world, tmp_path, tiny_dataset, heatmap_onnx, fault, step, words):  # noqa: F811  (the fixture imported above)
+@pytest.mark.parametrize(
+    "fault, step, words",
+    [
+        ("wrong-key", "connect", ["Permission denied"]),
+        ("no-trtexec", "check trtexec", ["trtexec not found at"]),
+    ],
+)
+def test_jetson_faults_name_host_and_step_and_leave_no_engine(
+    ssh_world,  # noqa: F811  (the fixture imported above)
+    tmp_path,
+    tiny_dataset,
+    heatmap_onnx,
+    fault,
+    step,
+    words,
+):
     remote = tmp_path / "jetson"
-    change = {"key": str(ssh_world.wrong_key)} if fault == "wrong-key" else {"trtexec": str(tmp_path / "none" / "trtexec")}
+    change = (
+        {"key": str(ssh_world.wrong_key)} if fault == "wrong-key" else {"trtexec": str(tmp_path / "none" / "trtexec")}
+    )
     overrides = {"deploy": {"target": "jetson", "jetson": jetson_params(ssh_world, remote, **change)}}
     sandbox = stage_sandbox_with_onnx(tmp_path, tiny_dataset, heatmap_onnx, overrides)
     proc = run_stage("engine", sandbox, check=False)
@@ -242,6 +312,7 @@ def _empty(tmp_path: Path) -> Path:
 
 # ============================================================================ benchmark
 
+
 def test_measure_latency_keys_and_sanity(heatmap_onnx, val_images):
     p = load_predictor(heatmap_onnx, threads=1)
     stats = measure_latency(p, val_images[:3], warmup=2, iterations=12)
@@ -259,23 +330,35 @@ def test_measure_latency_keys_and_sanity(heatmap_onnx, val_images):
 
 def test_latency_from_trtexec_summaries():
     assert latency_from_trtexec(parse_trtexec_log(LOG_10_9.read_text())) == {
-        "model_p50_ms": 1.43823, "model_p90_ms": 1.45624, "model_p99_ms": 2.61597, "model_fps": 691.435, "source": "trtexec"}
+        "model_p50_ms": 1.43823,
+        "model_p90_ms": 1.45624,
+        "model_p99_ms": 2.61597,
+        "model_fps": 691.435,
+        "source": "trtexec",
+    }
     # TensorRT 8.x prints no p90: left out, not invented.
     assert latency_from_trtexec(parse_trtexec_log(LOG_8X.read_text())) == {
-        "model_p50_ms": 34.7981, "model_p99_ms": 36.4373, "model_fps": 29.5527, "source": "trtexec"}
+        "model_p50_ms": 34.7981,
+        "model_p99_ms": 36.4373,
+        "model_fps": 29.5527,
+        "source": "trtexec",
+    }
 
 
 def test_cpu_model_name(tmp_path):
     x86 = tmp_path / "x86"
     x86.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R)  CPU @ 2.20GHz\n")
     arm = tmp_path / "arm"
-    arm.write_text("processor\t: 0\nBogoMIPS\t: 62.50\nCPU part\t: 0xd42\n\nModel\t\t: NVIDIA Jetson Orin Nano Developer Kit\n")
+    arm.write_text(
+        "processor\t: 0\nBogoMIPS\t: 62.50\nCPU part\t: 0xd42\n\nModel\t\t: NVIDIA Jetson Orin Nano Developer Kit\n"
+    )
     assert cpu_model_name(x86) == "Intel(R) Xeon(R) CPU @ 2.20GHz"
     assert cpu_model_name(arm) == "NVIDIA Jetson Orin Nano Developer Kit"
     assert cpu_model_name(tmp_path / "missing")  # falls back to what platform knows
 
 
 # ============================================================================ TensorRT backend
+
 
 def test_tensorrt_predictor_needs_its_sidecar(tmp_path):
     engine = tmp_path / "m.engine"
@@ -287,11 +370,15 @@ def test_tensorrt_predictor_needs_its_sidecar(tmp_path):
         load_tensorrt_predictor(engine)
 
 
-@pytest.mark.skipif(TRT_MISSING is None, reason="TensorRT and CUDA are present: the absent-TensorRT error cannot happen")
+@pytest.mark.skipif(
+    TRT_MISSING is None, reason="TensorRT and CUDA are present: the absent-TensorRT error cannot happen"
+)
 def test_tensorrt_absent_is_a_clear_error(tmp_path, heatmap_onnx):
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"not an engine")
-    write_sidecar(engine, {"kind": "heatmap", "codec": {"input_size": 224, "heatmap_size": 56, "sigma": 2.0}, "input_size": 224})
+    write_sidecar(
+        engine, {"kind": "heatmap", "codec": {"input_size": 224, "heatmap_size": 56, "sigma": 2.0}, "input_size": 224}
+    )
     with pytest.raises(ModelLoadError, match="TensorRT is not installed|CUDA"):
         load_predictor(engine, backend="tensorrt")
     with pytest.raises(DeployError, match="needs trtexec .* or the TensorRT Python package"):
@@ -302,8 +389,9 @@ def test_tensorrt_absent_is_a_clear_error(tmp_path, heatmap_onnx):
 @needs_tensorrt
 @pytest.mark.parametrize("fp16, tolerance_px", [(False, 0.25), (True, 1.5)])
 def test_tensorrt_engine_predicts_like_onnxruntime(tmp_path, heatmap_onnx, val_images, fp16, tolerance_px):
-    summary = build_artefacts("tensorrt", {"heatmap": heatmap_onnx}, tmp_path / "engine",
-                              {"fp16": fp16, "trtexec": "no-such-trtexec"})  # the TensorRT Python builder
+    summary = build_artefacts(
+        "tensorrt", {"heatmap": heatmap_onnx}, tmp_path / "engine", {"fp16": fp16, "trtexec": "no-such-trtexec"}
+    )  # the TensorRT Python builder
     assert summary["heatmap"]["builder"] == "tensorrt-python"
     trt_p = load_deployed(tmp_path / "engine", "heatmap", "tensorrt")
     ort_p = load_predictor(heatmap_onnx)
@@ -318,6 +406,7 @@ def test_tensorrt_engine_predicts_like_onnxruntime(tmp_path, heatmap_onnx, val_i
 
 
 # ============================================================================ the pipeline's deployment
+
 
 def test_pipeline_deployed_evaluation_matches_pytorch(pipeline_run):
     torch_metrics = json.loads((pipeline_run / "reports/metrics/heatmap.json").read_text())
@@ -339,7 +428,7 @@ def test_pipeline_latency_for_both_models(pipeline_run):
     params = yaml.safe_load((pipeline_run / "params.yaml").read_text())
     latency = json.loads((pipeline_run / "reports/benchmark/latency.json").read_text())
     assert latency["target"] == params["deploy"]["target"] == "onnxruntime"
-    assert latency["device"] == cpu_model_name() and latency["threads"] == params["benchmark"]["threads"]
+    assert latency["device"] == cpu_model_name() and latency["threads"] == params["runtime"]["threads"]
     for model in ("heatmap", "yolo"):
         stats = latency[model]
         assert set(LATENCY_KEYS) <= set(stats), model
@@ -349,7 +438,10 @@ def test_pipeline_latency_for_both_models(pipeline_run):
         assert stats["model_fps"] > 0 and stats["e2e_fps"] > 0
     # the headline file `dvc metrics show` lists: each model's end-to-end p50 and their ratio
     headline = json.loads((pipeline_run / "reports/metrics/latency.json").read_text())
-    assert set(headline) == {"target", "heatmap_p50_ms", "yolo_p50_ms", "heatmap_vs_yolo"} and headline["target"] == "onnxruntime"
+    assert (
+        set(headline) == {"target", "heatmap_p50_ms", "yolo_p50_ms", "heatmap_vs_yolo"}
+        and headline["target"] == "onnxruntime"
+    )
     for model in ("heatmap", "yolo"):
         assert headline[f"{model}_p50_ms"] == pytest.approx(latency[model]["e2e_p50_ms"], abs=1e-3), model
     assert headline["heatmap_vs_yolo"] == pytest.approx(headline["heatmap_p50_ms"] / headline["yolo_p50_ms"], abs=2e-3)

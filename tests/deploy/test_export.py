@@ -5,6 +5,7 @@ pipeline's export metrics.
 The model here is a small randomly initialised HeatmapNet whose BatchNorm statistics are set from
 a few real images (an untrained net with default running statistics shrinks its activations to
 denormal floats, which makes heatmaps all-zero and PyTorch on CPU very slow)."""
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,9 @@ import polars as pl
 import pytest
 import torch
 import yaml
+from conftest import REPO, deep_update, run
 from torch import nn
 
-from conftest import REPO, deep_update, run
 from handkp.core.codec import codec_for_model
 from handkp.core.errors import HandkpError, ModelLoadError
 from handkp.core.images import read_rgb
@@ -243,12 +244,20 @@ def test_letterbox_pads_the_heatmap_input_with_the_training_borders():
     """A frame that is not square is letterboxed. The heatmap net's bands must look like the
     borders it saw in training (what a shrinking augmentation warp brings in); YOLO's are
     Ultralytics' grey."""
-    shrunk, _ = augment(np.full((224, 224, 3), 200, np.uint8), np.zeros((21, 2), np.float32),
-                        AugmentConfig(rotation_deg=0, scale=(0.5, 0.5), translate=0, flip=0, colour=0, blur=0), np.random.default_rng(0))
+    shrunk, _ = augment(
+        np.full((224, 224, 3), 200, np.uint8),
+        np.zeros((21, 2), np.float32),
+        AugmentConfig(rotation_deg=0, scale=(0.5, 0.5), translate=0, flip=0, colour=0, blur=0),
+        np.random.default_rng(0),
+    )
     frame = np.full((112, 224, 3), 200, np.uint8)  # wide: bands of 56 px above and below
-    x, box = Predictor(HeatmapDecoder(codec_for_model({"deconv_layers": 3}, {"sigma": 2.0})), "test", None, 224).preprocess(frame)
+    x, box = Predictor(
+        HeatmapDecoder(codec_for_model({"deconv_layers": 3}, {"sigma": 2.0})), "test", None, 224
+    ).preprocess(frame)
     assert box.pad_y == 56 and np.all(x[0, :, 56:168] == 200)
-    assert np.all(x[0, :, :56] == shrunk[0, 0, :, None, None]) and np.all(x[0, :, 168:] == shrunk[-1, -1, :, None, None])
+    assert np.all(x[0, :, :56] == shrunk[0, 0, :, None, None]) and np.all(
+        x[0, :, 168:] == shrunk[-1, -1, :, None, None]
+    )
     y, _ = Predictor(YoloPoseDecoder(), "test", None, 224).preprocess(frame)
     assert np.allclose(y[0, :, 0, 0] * 255, 114)
 

@@ -10,6 +10,7 @@ little signal above 8-bit noise: decoded keypoints are compared tightly at fp32 
 correlation and median distance, and INT8 against the project's own INT8 (ONNX Runtime's static
 quantisation, ``handkp.deploy.quantize``) on the same calibration images: OpenVINO's INT8 must
 be no further from fp32 than that yardstick."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from standin_models import tiny_yolo_onnx
 import yaml
+from standin_models import tiny_yolo_onnx
+from test_export import (  # noqa: F401  (one_torch_thread is an autouse fixture)
+    make_checkpoint,
+    make_stage_sandbox,
+    one_torch_thread,
+    tiny_val_images,
+)
 
 from handkp.app import cli
 from handkp.core.errors import ModelLoadError
@@ -30,9 +37,6 @@ from handkp.deploy.quantize import quantize_int8
 from handkp.runtime import BACKENDS, load_predictor
 from handkp.runtime.openvino import is_quantized, precision_unavailable_reason
 from handkp.runtime.tensorrt import sidecar_path
-from test_export import (  # noqa: F401  (one_torch_thread is an autouse fixture)
-    make_checkpoint, make_stage_sandbox, one_torch_thread, tiny_val_images,
-)
 
 openvino = pytest.importorskip("openvino")
 BF16_MISSING = precision_unavailable_reason("bf16")
@@ -68,18 +72,29 @@ def agreement(reference, candidate, images) -> dict:
         x, box = reference.preprocess(image)
         ra, rb = reference.infer(x), candidate.infer(x)
         a.append(ra.ravel()), b.append(rb.ravel())
-        dists.append(np.linalg.norm(reference.postprocess(ra, box).keypoints - candidate.postprocess(rb, box).keypoints, axis=1))
+        dists.append(
+            np.linalg.norm(reference.postprocess(ra, box).keypoints - candidate.postprocess(rb, box).keypoints, axis=1)
+        )
     a, b = np.concatenate(a).astype(np.float64), np.concatenate(b).astype(np.float64)
-    return {"corr": float(np.corrcoef(a, b)[0, 1]), "mean_rel": float(np.abs(a - b).mean() / np.abs(a).mean()),
-            "median_px": float(np.median(np.concatenate(dists)))}
+    return {
+        "corr": float(np.corrcoef(a, b)[0, 1]),
+        "mean_rel": float(np.abs(a - b).mean() / np.abs(a).mean()),
+        "median_px": float(np.median(np.concatenate(dists))),
+    }
 
 
 # ============================================================================ the backend
 
+
 def test_openvino_fp32_runs_onnx_like_onnxruntime(heatmap_onnx, yolo_onnx, val_images):
     assert "openvino" in BACKENDS
     ort, ov = load_predictor(heatmap_onnx), load_predictor(heatmap_onnx, "openvino")
-    assert (ov.backend, ov.kind, ov.run.precision, ov.run.inference_precision()) == ("openvino", "heatmap", "fp32", "f32")
+    assert (ov.backend, ov.kind, ov.run.precision, ov.run.inference_precision()) == (
+        "openvino",
+        "heatmap",
+        "fp32",
+        "f32",
+    )
     assert ov.codec == ort.codec and ov.input_size == 224
     m = compare_predictors(ort, ov, val_images, min_score=0.0)
     assert m["heatmap_max_abs_diff"] < 1e-4 and m["keypoint_max_diff_px"] < 0.25, m
@@ -121,9 +136,14 @@ def test_bf16_without_cpu_support_is_a_clear_error(heatmap_onnx, monkeypatch):
 
 # ============================================================================ the deploy target
 
-def test_openvino_target_builds_ir_with_sidecar_and_load_deployed_runs_it(tmp_path, heatmap_onnx, yolo_onnx, val_images):
+
+def test_openvino_target_builds_ir_with_sidecar_and_load_deployed_runs_it(
+    tmp_path, heatmap_onnx, yolo_onnx, val_images
+):
     out = tmp_path / "engine"
-    summary = build_artefacts("openvino", {"heatmap": heatmap_onnx, "yolo": yolo_onnx}, out, {"openvino": {"precision": "fp32"}})
+    summary = build_artefacts(
+        "openvino", {"heatmap": heatmap_onnx, "yolo": yolo_onnx}, out, {"openvino": {"precision": "fp32"}}
+    )
     assert leftovers(out) == ["heatmap.bin", "heatmap.xml", "heatmap.xml.json", "yolo.bin", "yolo.xml", "yolo.xml.json"]
     assert leftovers(tmp_path) == ["engine"]  # no temporary folder left
     assert artefact_path(out, "heatmap", "openvino") == out / "heatmap.xml"
@@ -151,8 +171,13 @@ def test_bf16_ir_runs_at_the_precision_it_was_built_for(tmp_path, heatmap_onnx):
     assert load_predictor(tmp_path / "engine" / "heatmap.xml", precision="fp32").run.inference_precision() == "f32"
 
 
-def test_engine_stage_builds_an_int8_ir_close_to_fp32(tmp_path, tiny_dataset, heatmap_onnx, yolo_onnx, val_images, monkeypatch):
-    overrides = {"deploy": {"target": "openvino", "openvino": {"precision": "int8", "calibration_images": 4}}}
+def test_engine_stage_builds_an_int8_ir_close_to_fp32(
+    tmp_path, tiny_dataset, heatmap_onnx, yolo_onnx, val_images, monkeypatch
+):
+    overrides = {
+        "deploy": {"target": "openvino", "openvino": {"precision": "int8"}},
+        "quantize": {"calibration_images": 4},
+    }
     sandbox = make_stage_sandbox(tmp_path / "s", tiny_dataset, overrides)
     (sandbox / "models").mkdir()
     for name, src in (("heatmap", heatmap_onnx), ("yolo", yolo_onnx)):
@@ -172,7 +197,10 @@ def test_engine_stage_builds_an_int8_ir_close_to_fp32(tmp_path, tiny_dataset, he
     # The yardstick: ONNX Runtime's INT8 of the same model on the same 4 calibration images.
     calibration = ImageCache(sandbox / "data" / "images").pick("train", 4, seed=params["seed"])
     quantize_int8(heatmap_onnx, tmp_path / "ort_int8.onnx", [fp32.preprocess(im)[0] for im in calibration])
-    ours, yardstick = agreement(fp32, int8, val_images), agreement(fp32, load_predictor(tmp_path / "ort_int8.onnx"), val_images)
+    ours, yardstick = (
+        agreement(fp32, int8, val_images),
+        agreement(fp32, load_predictor(tmp_path / "ort_int8.onnx"), val_images),
+    )
     assert ours["corr"] > 0.5 and ours["mean_rel"] < 1.25 * yardstick["mean_rel"], (ours, yardstick)
 
     # YOLO: the head's coordinate decode stays in floating point, so boxes and keypoints stay in place.
@@ -189,6 +217,7 @@ def test_engine_stage_builds_an_int8_ir_close_to_fp32(tmp_path, tiny_dataset, he
 
 
 # ============================================================================ errors and the app
+
 
 def test_bad_files_and_settings_are_clear_errors(tmp_path, heatmap_onnx):
     truncated = tmp_path / "truncated.onnx"
@@ -228,9 +257,13 @@ def test_live_app_takes_the_openvino_backend(heatmap_onnx):
 
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)
-    args = parser.parse_args(["--source", "0", "--model", str(heatmap_onnx), "--backend", "openvino", "--precision", "fp32"])
+    args = parser.parse_args(
+        ["--source", "0", "--model", str(heatmap_onnx), "--backend", "openvino", "--precision", "fp32"]
+    )
     predictor = cli._load_model(args)
     assert (predictor.backend, predictor.run.precision) == ("openvino", "fp32")
-    bad = parser.parse_args(["--source", "0", "--model", str(heatmap_onnx), "--backend", "openvino", "--device", "cuda"])
+    bad = parser.parse_args(
+        ["--source", "0", "--model", str(heatmap_onnx), "--backend", "openvino", "--device", "cuda"]
+    )
     with pytest.raises(cli.ModelError, match="not on 'cuda'"):
         cli._load_model(bad)

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES
+
 from handkp.deploy.jetson import JetsonTarget, RemoteError, classify_ssh_failure
 from handkp.deploy.trtexec import TrtexecLogError, parse_trtexec_log
 
@@ -34,14 +34,22 @@ STANDIN_TRTEXEC = FIXTURES / "standin_trtexec.sh"
 
 # ============================================================================ parser, real logs
 
+
 def test_parse_trtexec_10_9_log():
     m = parse_trtexec_log(LOG_10_9.read_text())
     assert m["throughput_qps"] == 691.435
     assert (m["latency_min_ms"], m["latency_max_ms"], m["latency_mean_ms"], m["latency_median_ms"]) == (
-        1.4209, 3.047, 1.48372, 1.43823)
+        1.4209,
+        3.047,
+        1.48372,
+        1.43823,
+    )
     assert (m["latency_p90_ms"], m["latency_p95_ms"], m["latency_p99_ms"]) == (1.45624, 1.71796, 2.61597)
     assert (m["gpu_compute_mean_ms"], m["gpu_compute_median_ms"], m["gpu_compute_p99_ms"]) == (
-        1.44357, 1.39775, 2.57642)
+        1.44357,
+        1.39775,
+        2.57642,
+    )
     assert (m["gpu_compute_p90_ms"], m["gpu_compute_p95_ms"]) == (1.40308, 1.67834)
     assert (m["h2d_mean_ms"], m["h2d_p99_ms"]) == (0.0362824, 0.0616455)
     assert (m["d2h_min_ms"], m["d2h_median_ms"]) == (0.00286865, 0.00366211)
@@ -55,12 +63,15 @@ def test_parse_trtexec_10_9_log():
 def test_parse_trtexec_8x_log():
     m = parse_trtexec_log(LOG_8X.read_text())
     assert m["throughput_qps"] == 29.5527
-    assert (m["latency_min_ms"], m["latency_max_ms"], m["latency_mean_ms"], m["latency_median_ms"],
-            m["latency_p99_ms"]) == (34.2395, 36.4373, 34.8425, 34.7981, 36.4373)
-    assert (m["end_to_end_mean_ms"], m["end_to_end_median_ms"], m["end_to_end_p99_ms"]) == (
-        34.8538, 34.8093, 36.4438)
-    assert (m["gpu_compute_mean_ms"], m["gpu_compute_median_ms"], m["gpu_compute_p99_ms"]) == (
-        32.3422, 32.2915, 33.877)
+    assert (
+        m["latency_min_ms"],
+        m["latency_max_ms"],
+        m["latency_mean_ms"],
+        m["latency_median_ms"],
+        m["latency_p99_ms"],
+    ) == (34.2395, 36.4373, 34.8425, 34.7981, 36.4373)
+    assert (m["end_to_end_mean_ms"], m["end_to_end_median_ms"], m["end_to_end_p99_ms"]) == (34.8538, 34.8093, 36.4438)
+    assert (m["gpu_compute_mean_ms"], m["gpu_compute_median_ms"], m["gpu_compute_p99_ms"]) == (32.3422, 32.2915, 33.877)
     assert (m["h2d_mean_ms"], m["d2h_mean_ms"], m["d2h_max_ms"]) == (1.53397, 0.966306, 1.01001)
     assert m["total_host_walltime_s"] == 3.07924
     # 8.x prints only percentile(99%) and no "&&&& PASSED" line here: nothing is invented.
@@ -79,14 +90,17 @@ def test_parse_without_summary_raises():
         parse_trtexec_log("[E] Failed to parse onnx file\n&&&& FAILED TensorRT.trtexec [TensorRT v100900]\n")
 
 
-@pytest.mark.parametrize("code, stderr, kind", [
-    (255, "ssh: connect to host 10.0.0.9 port 22: Connection refused\r\n", "unreachable"),
-    (255, "ssh: Could not resolve hostname jetson: Name or service not known\r\n", "unreachable"),
-    (255, "jetson@10.0.0.9: Permission denied (publickey).\r\n", "auth"),
-    (255, "Host key verification failed.\r\n", "host-key"),
-    (255, "Connection to 10.0.0.9 closed by remote host.\r\n", "connection-lost"),
-    (1, "some error\n", "command"),
-])
+@pytest.mark.parametrize(
+    "code, stderr, kind",
+    [
+        (255, "ssh: connect to host 10.0.0.9 port 22: Connection refused\r\n", "unreachable"),
+        (255, "ssh: Could not resolve hostname jetson: Name or service not known\r\n", "unreachable"),
+        (255, "jetson@10.0.0.9: Permission denied (publickey).\r\n", "auth"),
+        (255, "Host key verification failed.\r\n", "host-key"),
+        (255, "Connection to 10.0.0.9 closed by remote host.\r\n", "connection-lost"),
+        (1, "some error\n", "command"),
+    ],
+)
 def test_classify_ssh_failure(code, stderr, kind):
     assert classify_ssh_failure(code, stderr)[0] == kind
 
@@ -120,8 +134,11 @@ def free_port() -> int:
 
 
 def keygen(path: Path) -> Path:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "handkp-test", "-f", str(path)],
-                   check=True, stdin=subprocess.DEVNULL)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "handkp-test", "-f", str(path)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
     return path
 
 
@@ -156,34 +173,39 @@ class SshServer:
         self.proc: subprocess.Popen | None = None
         self.port = 0
 
-    def start(self) -> "SshServer":
+    def start(self) -> SshServer:
         user = pwd.getpwuid(os.geteuid()).pw_name
         if os.geteuid() == 0 and not os.path.isdir("/run/sshd"):
             os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege-separation dir
         for _ in range(3):  # a free port can be taken between probing and binding: retry
             self.port = free_port()
             cfg = self.workdir / "sshd_config"
-            cfg.write_text("\n".join([
-                f"Port {self.port}",
-                "ListenAddress 127.0.0.1",
-                f"HostKey {self.host_key}",
-                "PidFile none",
-                f"AuthorizedKeysFile {self.authorized_keys}",
-                "PubkeyAuthentication yes",
-                "PasswordAuthentication no",
-                "KbdInteractiveAuthentication no",
-                "UsePAM no",
-                "StrictModes no",
-                "PermitRootLogin prohibit-password" if user == "root" else "PermitRootLogin no",
-                f"AllowUsers {user}",
-                "MaxStartups 50",
-                "LogLevel VERBOSE",
-                "",
-            ]))
+            cfg.write_text(
+                "\n".join(
+                    [
+                        f"Port {self.port}",
+                        "ListenAddress 127.0.0.1",
+                        f"HostKey {self.host_key}",
+                        "PidFile none",
+                        f"AuthorizedKeysFile {self.authorized_keys}",
+                        "PubkeyAuthentication yes",
+                        "PasswordAuthentication no",
+                        "KbdInteractiveAuthentication no",
+                        "UsePAM no",
+                        "StrictModes no",
+                        "PermitRootLogin prohibit-password" if user == "root" else "PermitRootLogin no",
+                        f"AllowUsers {user}",
+                        "MaxStartups 50",
+                        "LogLevel VERBOSE",
+                        "",
+                    ]
+                )
+            )
             self.log = self.workdir / f"sshd-{self.port}.log"
             with open(self.log, "wb") as log:
-                self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(cfg)], stdin=subprocess.DEVNULL,
-                                             stdout=log, stderr=subprocess.STDOUT)
+                self.proc = subprocess.Popen(
+                    [SSHD, "-D", "-e", "-f", str(cfg)], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                )
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and self.proc.poll() is None:
                 if "Server listening on" in self.log.read_text(errors="replace"):
@@ -322,10 +344,17 @@ class SshWorld:
 
     def target(self, remote_dir: Path, port: int | None = None, **overrides) -> JetsonTarget:
         port = port or self.server.port
-        fields = dict(host="127.0.0.1", user=pwd.getpwuid(os.geteuid()).pw_name, port=port,
-                      key=str(self.client_key), remote_dir=str(remote_dir), trtexec=str(self.trtexec),
-                      known_hosts=str(self.known_hosts_for(port)), ssh_config=str(self.empty_ssh_config),
-                      connect_timeout_s=5)
+        fields = dict(
+            host="127.0.0.1",
+            user=pwd.getpwuid(os.geteuid()).pw_name,
+            port=port,
+            key=str(self.client_key),
+            remote_dir=str(remote_dir),
+            trtexec=str(self.trtexec),
+            known_hosts=str(self.known_hosts_for(port)),
+            ssh_config=str(self.empty_ssh_config),
+            connect_timeout_s=5,
+        )
         fields.update(overrides)
         return JetsonTarget(**fields)
 
@@ -358,6 +387,7 @@ def leftovers(folder: Path) -> list[str]:
 
 # ============================================================================ the Jetson path
 
+
 @needs_sshd
 @pytest.mark.parametrize("log, fp16", [(LOG_10_9, True), (LOG_8X, False)])
 def test_build_engine_round_trip(ssh_world, tmp_path, log, fp16):
@@ -371,8 +401,8 @@ def test_build_engine_round_trip(ssh_world, tmp_path, log, fp16):
     assert metrics == parse_trtexec_log(log.read_text())
     assert engine.read_bytes() == (remote / "heatmap.engine").read_bytes()  # the engine came back intact
     assert engine.read_bytes().startswith(f"STAND-IN ENGINE fp16={'yes' if fp16 else 'no'}\n".encode())
-    assert (remote / "heatmap.onnx").read_bytes() == onnx.read_bytes()     # the onnx went over intact
-    assert Path(f"{engine}.log").read_text() == log.read_text()            # the full trtexec log is kept
+    assert (remote / "heatmap.onnx").read_bytes() == onnx.read_bytes()  # the onnx went over intact
+    assert Path(f"{engine}.log").read_text() == log.read_text()  # the full trtexec log is kept
     assert leftovers(engine.parent) == ["heatmap.engine", "heatmap.engine.log"]  # no temporary files
     assert leftovers(remote) == ["heatmap.engine", "heatmap.onnx"]
 

@@ -1,4 +1,4 @@
-"""The multihand benchmark (handkp.evaluate.clips, handkp.evaluate.multihand): the synthetic clips
+"""The multihand benchmark (handkp.bench.clips, handkp.evaluate.multihand): the synthetic clips
 (seeded, labels moved exactly with the pasted pixels, hand-free frames), the scoring on hand-made
 predictions, and a run through MultiHandPipeline with the labels' boxes for the detector
 (``LabelBoxes``, the stage's own) and a STAND-IN that knows the truth:
@@ -7,15 +7,16 @@ predictions, and a run through MultiHandPipeline with the labels' boxes for the 
   pixels, reads where the pipeline cut each crop (``pipeline.rois``) and returns the true
   keypoints of the hand whose palm lies in it, in crop px (presence 1), or no hand (presence 0.05).
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from standin_models import PresenceDecoder
 
+from handkp.bench.clips import Clip, FrameHand, make_clips
 from handkp.core.keypoints import IMAGE_SIZE, NUM_KEYPOINTS
-from handkp.evaluate.clips import Clip, FrameHand
-from handkp.evaluate.multihand import LABEL_BOX_SCALE, ClipRun, LabelBoxes, make_clips, run_clips, score
+from handkp.evaluate.multihand import LABEL_BOX_SCALE, ClipRun, LabelBoxes, run_clips, score
 from handkp.runtime import Predictor
 from handkp.track import HandTracker, MultiHandPipeline, TrackedHand
 from handkp.track.roi import PALM_KEYPOINTS, to_crop
@@ -31,7 +32,7 @@ def synthetic_sources(n: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     centres = np.arange(IMAGE_SIZE) + 0.5
     for i in range(n):
         x, y = keypoints[i, 0, :2]
-        dot = np.exp(-((centres[None, :] - x) ** 2 + (centres[:, None] - y) ** 2) / (2 * SIGMA ** 2))
+        dot = np.exp(-((centres[None, :] - x) ** 2 + (centres[:, None] - y) ** 2) / (2 * SIGMA**2))
         pixels[i, ..., 0] = np.rint(255 * dot)
         pixels[i, ..., 2] = 40  # a dim blue square, so the hand's area shows
     return pixels, keypoints.astype(np.float32), [f"img{i}" for i in range(n)]
@@ -67,9 +68,9 @@ def test_labels_move_exactly_with_the_pasted_hand():
                 if not (r <= x < frame.shape[1] - r and r <= y < frame.shape[0] - r):
                     continue
                 x0, y0 = int(x) - r, int(y) - r
-                win = frame[y0:y0 + 2 * r + 1, x0:x0 + 2 * r + 1, 0]
+                win = frame[y0 : y0 + 2 * r + 1, x0 : x0 + 2 * r + 1, 0]
                 win = np.clip(win - np.median(win), 0, None)
-                ys, xs = np.mgrid[y0:y0 + 2 * r + 1, x0:x0 + 2 * r + 1] + 0.5
+                ys, xs = np.mgrid[y0 : y0 + 2 * r + 1, x0 : x0 + 2 * r + 1] + 0.5
                 found = np.array([(win * xs).sum(), (win * ys).sum()]) / win.sum()
                 assert np.linalg.norm(found - [x, y]) < 0.5, (clip.index, i, found, (x, y), hand.scale)
                 checked += 1
@@ -124,17 +125,23 @@ def test_missed_false_hands_and_id_switches_on_a_handmade_sequence():
     truth = [[hand(0, a, 1.0), hand(1, b, 1.0)] for _ in range(5)] + [[]]
     predicted = [
         [tracked(0, a), tracked(1, b)],
-        [tracked(1, b + 1), tracked(0, a + 1)],        # order does not matter
-        [tracked(0, a), tracked(5, far)],              # B missed, a false hand
-        [tracked(0, a), tracked(2, b)],                # B now id 2: a switch
-        [tracked(3, a), tracked(2, b)],                # A now id 3: a switch
-        [tracked(4, far)],                             # a hand on a hand-free frame
+        [tracked(1, b + 1), tracked(0, a + 1)],  # order does not matter
+        [tracked(0, a), tracked(5, far)],  # B missed, a false hand
+        [tracked(0, a), tracked(2, b)],  # B now id 2: a switch
+        [tracked(3, a), tracked(2, b)],  # A now id 3: a switch
+        [tracked(4, far)],  # a hand on a hand-free frame
     ]
     f = score([handmade_clip(truth)], [ClipRun(predicted, [0.02] * 6)])
     o = f["overall"]
     assert (o["frames"], o["hands"], o["missed_hands"], o["false_hands"], o["id_switches"]) == (6, 10, 1, 2, 2)
-    assert (o["hand_free_frames"], o["hand_free_false_positive_frames"], o["hand_free_false_positive_rate"]) == (1, 1, 1.0)
-    assert o["pck_1px"] == pytest.approx(7 / 10)  # both hands of frame 1 are 1.41 px off; the missed hand's keypoints miss
+    assert (o["hand_free_frames"], o["hand_free_false_positive_frames"], o["hand_free_false_positive_rate"]) == (
+        1,
+        1,
+        1.0,
+    )
+    assert o["pck_1px"] == pytest.approx(
+        7 / 10
+    )  # both hands of frame 1 are 1.41 px off; the missed hand's keypoints miss
     assert o["pck_3px"] == pytest.approx(9 / 10)  # only the missed hand's
     assert set(f["by_hands"]) == {"0", "2"} and f["by_hands"]["0"]["false_hands"] == 1
     assert f["by_hands"]["2"]["hands"] == 10 and f["by_hands"]["0"]["pck_5px"] is None
@@ -169,7 +176,7 @@ def test_run_clips_with_standins_is_perfect_on_an_easy_clip():
     for clip in clips[1:]:  # one hand, then two
         state = {"clip": clip}
 
-        def factory(clip):
+        def factory(clip, state=state):  # state bound now (B023), though the factory runs in this iteration
             tracker = HandTracker(max_hands=2, smoothing=None)
             state["pipeline"] = MultiHandPipeline(standin_keypoint_model(state), LabelBoxes(clip), tracker)
             return state["pipeline"]

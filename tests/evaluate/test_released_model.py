@@ -4,6 +4,7 @@ from the whole schedule, it loads through the runtime and finds the hands of the
 images, and the quick start's live command runs on them, tracking with the released detector or,
 with --detector none, on the whole image. Skipped until the release stage has written the files,
 which it does when the release training run has ended."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,11 @@ from handkp.runtime import load_predictor
 MODEL, DETECTOR, MANIFEST = (REPO / "release" / name for name in ("heatmap.onnx", "detector.onnx", "manifest.json"))
 MIN_PCK_10PX = 0.5  # on the fixture's val images; a file of random weights gets ~0.02, the release run's dev slice ~0.9
 
-pytestmark = pytest.mark.skipif(not MODEL.is_file(), reason="no released model yet: the release stage writes "
-                                "release/heatmap.onnx when the release training run has ended")
+pytestmark = pytest.mark.skipif(
+    not MODEL.is_file(),
+    reason="no released model yet: the release stage writes "
+    "release/heatmap.onnx when the release training run has ended",
+)
 
 
 def fixture_val(tiny_dataset):
@@ -38,8 +42,12 @@ def fixture_val(tiny_dataset):
 def test_the_files_are_the_ones_the_manifest_describes():
     manifest = json.loads(MANIFEST.read_text())
     assert manifest["file"] == MODEL.name and manifest["sha256"] == sha256_file(MODEL)
-    assert {"params", "val", "val_flip_test", "robustness", "training", "detector", "multihand", "commit"} <= set(manifest)
-    assert manifest["training"]["epochs"] == manifest["params"]["train"]["epochs"]  # the whole schedule, not a run cut short
+    assert {"params", "val", "val_flip_test", "robustness", "training", "detector", "multihand", "commit"} <= set(
+        manifest
+    )
+    assert (
+        manifest["training"]["epochs"] == manifest["params"]["train"]["epochs"]
+    )  # the whole schedule, not a run cut short
     detector = manifest["detector"]
     assert detector["file"] == DETECTOR.name and detector["sha256"] == sha256_file(DETECTOR)
 
@@ -59,16 +67,37 @@ def quick_start_live(folder, cwd, *extra) -> tuple[list[dict], str]:
     """The quick start's live command on an image folder, run where a fresh clone has no
     models/yolo.onnx: (its JSON lines, its stderr)."""
     out = cwd / f"live{len(extra)}.jsonl"
-    done = subprocess.run([sys.executable, "-m", "handkp", "live", "--source", str(folder), "--model", str(MODEL),
-                           "--headless", "--json", str(out), *extra], cwd=cwd, env=SESSION_ENV, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "handkp",
+            "live",
+            "--source",
+            str(folder),
+            "--model",
+            str(MODEL),
+            "--headless",
+            "--json",
+            str(out),
+            *extra,
+        ],
+        cwd=cwd,
+        env=SESSION_ENV,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in out.read_text().splitlines()], done.stderr
 
 
 def pck_10px(records: list[dict], truth: np.ndarray) -> float:
     """PCK@10 px of the records' first hands against the labels, over the images with a hand."""
-    errors = [np.linalg.norm(np.asarray(r["keypoints"]) - kp[:, :2], axis=1)[kp[:, 2] > 0]
-              for r, kp in zip(records, truth) if r["found"]]
+    errors = [
+        np.linalg.norm(np.asarray(r["keypoints"]) - kp[:, :2], axis=1)[kp[:, 2] > 0]
+        for r, kp in zip(records, truth)
+        if r["found"]
+    ]
     return float(np.mean(np.concatenate(errors) <= 10))
 
 

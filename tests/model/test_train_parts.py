@@ -1,5 +1,6 @@
 """Pieces of the training loop: precise BatchNorm, the learning-rate schedule, EMA, the sampler,
 the resume fingerprint and the training samples (augmentation, hand-free images)."""
+
 import numpy as np
 import pytest
 import torch
@@ -37,7 +38,12 @@ def test_resume_fingerprint_follows_params_data_and_training_code(tmp_path, monk
     """A state resumes only under the same params, data and training code: a change of the
     model code that keeps the state-dict layout must start afresh; a reworded docstring, or a
     setting that only changes speed, must not."""
-    params = {"seed": 1, "model": {"deconv_channels": 64}, "codec": {"sigma": 2.0}, "train": {"epochs": 4, "num_workers": 2}}
+    params = {
+        "seed": 1,
+        "model": {"deconv_channels": 64},
+        "codec": {"sigma": 2.0},
+        "train": {"epochs": 4, "num_workers": 2},
+    }
     data = [(["a.jpg", "b.jpg"], np.zeros((2, 21, 3), np.float32))]
     fp = fingerprint(params, data)
     assert fingerprint(params, data) == fp
@@ -62,7 +68,6 @@ def test_resume_fingerprint_follows_params_data_and_training_code(tmp_path, monk
 def test_training_code_of_the_fingerprint_is_what_dvc_tracks_for_train():
     """The fingerprint hashes the subpackages the train stage depends on in dvc.yaml."""
     import yaml
-
     from conftest import REPO
 
     deps = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["train"]["deps"]

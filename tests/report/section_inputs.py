@@ -1,5 +1,6 @@
 """Report data for testing one README section: every input the report reads points at a missing
 file in the given folder, except the ones named."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +9,14 @@ from handkp.report.data import ReportData, ReportPaths, load_report_data
 
 
 def data_with_only(folder: Path, **given: Path) -> ReportData:
-    missing = {"params": folder / "no-params.yaml", "latency": folder / "no-latency.json",
-               "ground_truth": folder / "no-gt.parquet", "metrics": str(folder / "no-{model}.json"),
-               "robustness": folder / "no-robustness.json", "speed": folder / "no-speed.json",
-               "multihand": folder / "no-multihand.json", "release": folder / "no-release.json"}
+    missing = {
+        "params": folder / "no-params.yaml",
+        "latency": folder / "no-latency.json",
+        "ground_truth": folder / "no-gt.parquet",
+        "metrics": str(folder / "no-{model}.json"),
+        "robustness": folder / "no-robustness.json",
+        "speed": folder / "no-speed.json",
+        "multihand": folder / "no-multihand.json",
+        "release": folder / "no-release.json",
+    }
     return load_report_data(ReportPaths(**{**missing, **given}))

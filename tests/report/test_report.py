@@ -125,10 +125,26 @@ def full_run(tmp_path_factory, image_cache):
     tmp = tmp_path_factory.mktemp("report")
     paths = make_paths(tmp, image_cache)
     argv = [
-        "--readme", str(paths.readme), "--params", str(paths.params), "--metrics", paths.metrics,
-        "--latency", str(paths.latency), "--eval-dir", paths.eval_dir, "--predictions", paths.predictions,
-        "--ground-truth", str(paths.ground_truth), "--images", str(paths.images),
-        "--train-dir", paths.train_dir, "--figures", str(paths.figures),
+        "--readme",
+        str(paths.readme),
+        "--params",
+        str(paths.params),
+        "--metrics",
+        paths.metrics,
+        "--latency",
+        str(paths.latency),
+        "--eval-dir",
+        paths.eval_dir,
+        "--predictions",
+        paths.predictions,
+        "--ground-truth",
+        str(paths.ground_truth),
+        "--images",
+        str(paths.images),
+        "--train-dir",
+        paths.train_dir,
+        "--figures",
+        str(paths.figures),
     ]
     stage = load_stage()
     assert stage.main(argv) == 0
@@ -180,9 +196,14 @@ def test_block_states_what_the_numbers_are(full_run):
         ({"model": {"pretrained": True}}, "pretrained weights (`model.pretrained: true`)"),
         ({"model": {"pretrained": "imagenet"}}, "initialised from `imagenet` (`model.pretrained`)"),
         ({"yolo": {"pretrained": "none"}}, "trained from scratch, random initialisation (`yolo.pretrained: none`)"),
-        ({"yolo": {"pretrained": "download", "model": "yolo11n-pose"}},
-         "the official pretrained weights of `yolo11n-pose` (`yolo.pretrained: download`)"),
-        ({"yolo": {"pretrained": None, "model": "yolo11n-pose.pt"}}, "initialised from pretrained weights `yolo11n-pose.pt`"),
+        (
+            {"yolo": {"pretrained": "download", "model": "yolo11n-pose"}},
+            "the official pretrained weights of `yolo11n-pose` (`yolo.pretrained: download`)",
+        ),
+        (
+            {"yolo": {"pretrained": None, "model": "yolo11n-pose.pt"}},
+            "initialised from pretrained weights `yolo11n-pose.pt`",
+        ),
     ],
 )
 def test_initialisation_wording(tmp_path, image_cache, overrides, wording):
@@ -289,7 +310,9 @@ def test_missing_yolo_is_left_out_not_a_crash(tmp_path, image_cache):
     (tree / "predictions").mkdir()
     shutil.copyfile(FIX / "predictions" / "heatmap_val.parquet", tree / "predictions" / "heatmap_val.parquet")
     paths = make_paths(
-        tmp_path, image_cache, tree / "metrics",
+        tmp_path,
+        image_cache,
+        tree / "metrics",
         eval_dir=str(tree / "eval" / "{model}"),
         predictions=str(tree / "predictions" / "{model}_val.parquet"),
         train_dir=str(tree / "train" / "{model}"),
@@ -309,8 +332,14 @@ def test_missing_yolo_is_left_out_not_a_crash(tmp_path, image_cache):
 def test_nothing_yet_still_writes_every_figure(tmp_path):
     nowhere = tmp_path / "nowhere"
     paths = make_paths(
-        tmp_path, nowhere / "images", nowhere, eval_dir=str(nowhere / "{model}"), predictions=str(nowhere / "{model}.parquet"),
-        train_dir=str(nowhere / "{model}"), ground_truth=nowhere / "gt.parquet", params=nowhere / "params.yaml",
+        tmp_path,
+        nowhere / "images",
+        nowhere,
+        eval_dir=str(nowhere / "{model}"),
+        predictions=str(nowhere / "{model}.parquet"),
+        train_dir=str(nowhere / "{model}"),
+        ground_truth=nowhere / "gt.parquet",
+        params=nowhere / "params.yaml",
     )
     result = run_report(paths, figures=True)
     assert "No model has been evaluated yet." in result.markdown
@@ -351,7 +380,11 @@ def test_missing_markers_is_a_clear_error(tmp_path, image_cache):
     assert readme.read_text() == "# No markers here\n"
     proc = subprocess.run(
         [sys.executable, str(ROOT / "stages" / "report.py"), "--readme", str(readme)],
-        capture_output=True, text=True, cwd=tmp_path, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode != 0
     assert str(readme) in proc.stderr and "report:start" in proc.stderr
@@ -377,7 +410,10 @@ def test_per_image_errors_and_row_choice():
         g = gt.filter((pl.col("image") == image) & (pl.col("visibility") > 0)).sort("keypoint")
         p = preds["heatmap"].filter(pl.col("image") == image).sort("keypoint")
         p = p.filter(pl.col("keypoint").is_in(g["keypoint"].implode()))
-        d = np.hypot(p["x"].to_numpy().astype(np.float64) - g["x"].to_numpy(), p["y"].to_numpy().astype(np.float64) - g["y"].to_numpy())
+        d = np.hypot(
+            p["x"].to_numpy().astype(np.float64) - g["x"].to_numpy(),
+            p["y"].to_numpy().astype(np.float64) - g["y"].to_numpy(),
+        )
         assert err == pytest.approx(d.mean(), rel=1e-12)
     rows = pick_qualitative(errs)
     labels = [label for label, _ in rows]
@@ -424,23 +460,58 @@ def speed_fixture(tmp: Path, images: Path, default_ratio: float, ablation_train:
     """Speed rows where the default variant runs at ``default_ratio`` × YOLO, with ablation results
     (trained on ``ablation_train``, by default 4 epochs × 3,000 images)."""
     rows = {
-        "seed_256": {"kind": "variant", "backbone_tail": "full", "head": "deconv", "deconv_layers": 3, "deconv_channels": 256,
-                     "params_m": 9.0, "macs_m": 1451.2, "e2e_p50_ms": 19.0, "e2e_p99_ms": 21.0, "e2e_p50_vs_yolo": 19.0 / 7.0},
-        "light_bilinear_96": {"kind": "variant", "backbone_tail": "light", "head": "bilinear_dw", "deconv_layers": 3, "deconv_channels": 96,
-                              "params_m": 2.86, "macs_m": 255.7, "e2e_p50_ms": 7.0 * default_ratio, "e2e_p99_ms": 9.0, "e2e_p50_vs_yolo": default_ratio},
-        "light_bilinear_stride8_128": {"kind": "variant", "backbone_tail": "light", "head": "bilinear_dw", "deconv_layers": 2, "deconv_channels": 128,
-                                       "params_m": 2.86, "macs_m": 226.7, "e2e_p50_ms": 7.0 * default_ratio * 0.9, "e2e_p99_ms": 9.0,
-                                       "e2e_p50_vs_yolo": default_ratio * 0.9},
+        "seed_256": {
+            "kind": "variant",
+            "backbone_tail": "full",
+            "head": "deconv",
+            "deconv_layers": 3,
+            "deconv_channels": 256,
+            "params_m": 9.0,
+            "macs_m": 1451.2,
+            "e2e_p50_ms": 19.0,
+            "e2e_p99_ms": 21.0,
+            "e2e_p50_vs_yolo": 19.0 / 7.0,
+        },
+        "light_bilinear_96": {
+            "kind": "variant",
+            "backbone_tail": "light",
+            "head": "bilinear_dw",
+            "deconv_layers": 3,
+            "deconv_channels": 96,
+            "params_m": 2.86,
+            "macs_m": 255.7,
+            "e2e_p50_ms": 7.0 * default_ratio,
+            "e2e_p99_ms": 9.0,
+            "e2e_p50_vs_yolo": default_ratio,
+        },
+        "light_bilinear_stride8_128": {
+            "kind": "variant",
+            "backbone_tail": "light",
+            "head": "bilinear_dw",
+            "deconv_layers": 2,
+            "deconv_channels": 128,
+            "params_m": 2.86,
+            "macs_m": 226.7,
+            "e2e_p50_ms": 7.0 * default_ratio * 0.9,
+            "e2e_p99_ms": 9.0,
+            "e2e_p50_vs_yolo": default_ratio * 0.9,
+        },
         "yolo": {"kind": "file", "e2e_p50_ms": 7.0, "e2e_p99_ms": 8.0, "e2e_p50_vs_yolo": 1.0},
     }
     (tmp / "speed.json").write_text(json.dumps({"device": "Test CPU", "threads": 2, "rows": rows}))
-    ablation = {"seed_256": {"metrics": {"pck_1px": 0.20, "pck_3px": 0.60, "pck_5px": 0.80, "pck_10px": 0.90}},
-                "light_bilinear_96": {"metrics": {"pck_1px": 0.25, "pck_3px": 0.61, "pck_5px": 0.79, "pck_10px": 0.91}},
-                "light_bilinear_stride8_128": {"metrics": {"pck_1px": 0.15, "pck_3px": 0.55, "pck_5px": 0.79, "pck_10px": 0.93}}}
+    ablation = {
+        "seed_256": {"metrics": {"pck_1px": 0.20, "pck_3px": 0.60, "pck_5px": 0.80, "pck_10px": 0.90}},
+        "light_bilinear_96": {"metrics": {"pck_1px": 0.25, "pck_3px": 0.61, "pck_5px": 0.79, "pck_10px": 0.91}},
+        "light_bilinear_stride8_128": {
+            "metrics": {"pck_1px": 0.15, "pck_3px": 0.55, "pck_5px": 0.79, "pck_10px": 0.93}
+        },
+    }
     for run in ablation.values():
         run["train"] = ablation_train or {"epochs": 4, "epoch_images": 3000}
     (tmp / "ablation.json").write_text(json.dumps(ablation))
-    params = write_params(tmp, model={"backbone_tail": "light", "head": "bilinear_dw", "deconv_layers": 3, "deconv_channels": 96})
+    params = write_params(
+        tmp, model={"backbone_tail": "light", "head": "bilinear_dw", "deconv_layers": 3, "deconv_channels": 96}
+    )
     return make_paths(tmp, images, params=params, speed=tmp / "speed.json", ablation=tmp / "ablation.json")
 
 
@@ -450,17 +521,27 @@ def test_speed_section_judges_the_default_against_yolo(tmp_path, image_cache, ra
     lines = "\n".join(speed_section(data))
     assert "`light_bilinear_96` (default)" in lines
     assert f"{ratio:.2f}× YOLO, which {verdict} the ≤ 0.6× target" in lines
-    assert "| `seed_256` | full | deconv | 3 | 256 | 9.0 | 1451.2 | 19.00 | 21.00 | 2.71 | 0.200 | 0.600 | 0.800 | 0.900 |" in lines
-    assert "at least as accurate as the seed-shaped net (`seed_256`) at 1 px, 3 px, 10 px and less accurate at 5 px." in lines
-    assert ("`light_bilinear_stride8_128` against the default on the ablation's schedule: 0.90× its end-to-end time; "
-            "at least as accurate at 5 px, 10 px, less accurate at 1 px, 3 px.") in lines
+    assert (
+        "| `seed_256` | full | deconv | 3 | 256 | 9.0 | 1451.2 | 19.00 | 21.00 | 2.71 | 0.200 | 0.600 | 0.800 | 0.900 |"
+        in lines
+    )
+    assert (
+        "at least as accurate as the seed-shaped net (`seed_256`) at 1 px, 3 px, 10 px and less accurate at 5 px."
+        in lines
+    )
+    assert (
+        "`light_bilinear_stride8_128` against the default on the ablation's schedule: 0.90× its end-to-end time; "
+        "at least as accurate at 5 px, 10 px, less accurate at 1 px, 3 px."
+    ) in lines
     assert "`seed_256` against the default" not in lines  # it has its own line
 
 
 def test_speed_section_says_the_ablations_schedule(tmp_path, image_cache):
     lines = "\n".join(speed_section(load_report_data(speed_fixture(tmp_path, image_cache, 0.5))))
-    assert ("(`dvc exp run` per variant; all on one schedule, 4 epochs × 3,000 images, not the release schedule of the "
-            "trained default (its rows compare the variants among themselves)).") in lines
+    assert (
+        "(`dvc exp run` per variant; all on one schedule, 4 epochs × 3,000 images, not the release schedule of the "
+        "trained default (its rows compare the variants among themselves))."
+    ) in lines
     train = load_params()["train"]
     same = speed_fixture(tmp_path, image_cache, 0.5, {k: train[k] for k in ("epochs", "epoch_images")})
     lines = "\n".join(speed_section(load_report_data(same)))
@@ -471,27 +552,69 @@ def test_speed_section_says_the_ablations_schedule(tmp_path, image_cache):
 def runtime_speed_fixture(tmp: Path, images: Path) -> ReportPaths:
     """A speed.json of the speed stage on every CPU runtime (bf16 skipped), with the OpenVINO INT8
     metrics of both trained models; fp32 metrics are the fixture's."""
-    def row(model, runtime, precision, e2e, **extra):
-        return {"model": model, "runtime": runtime, "precision": precision, "kind": extra.pop("kind", "file"),
-                "model_p50_ms": round(e2e * 0.9, 4), "e2e_p50_ms": e2e, "e2e_p99_ms": e2e + 1, "e2e_fps": round(1000 / e2e, 2), **extra}
 
-    arch = {"kind": "variant", "backbone_tail": "light", "width_mult": 0.75, "reduced_tail": True, "head": "bilinear_dense",
-            "deconv_layers": 3, "deconv_channels": 32, "params_m": 1.5, "macs_m": 120.0}
+    def row(model, runtime, precision, e2e, **extra):
+        return {
+            "model": model,
+            "runtime": runtime,
+            "precision": precision,
+            "kind": extra.pop("kind", "file"),
+            "model_p50_ms": round(e2e * 0.9, 4),
+            "e2e_p50_ms": e2e,
+            "e2e_p99_ms": e2e + 1,
+            "e2e_fps": round(1000 / e2e, 2),
+            **extra,
+        }
+
+    arch = {
+        "kind": "variant",
+        "backbone_tail": "light",
+        "width_mult": 0.75,
+        "reduced_tail": True,
+        "head": "bilinear_dense",
+        "deconv_layers": 3,
+        "deconv_channels": 32,
+        "params_m": 1.5,
+        "macs_m": 120.0,
+    }
     times = {"w075": (3.0, 2.5, 2.8, 2.0), "default": (4.0, 4.4, 3.6, 2.4), "yolo": (6.0, 5.0, 5.5, 4.8)}
     runtimes = [("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32"), ("openvino", "int8")]
     rows = {}
     for model, ts in times.items():
         for (runtime, precision), e2e in zip(runtimes, ts):
             extra = arch if model == "w075" else {}
-            rows[f"{model}@{runtime}/{precision}"] = row(model, runtime, precision, e2e, **extra,
-                                                         e2e_p50_vs_yolo=round(e2e / times["yolo"][runtimes.index((runtime, precision))], 3))
-    best = {m: {"row": f"{m}@openvino/int8", "runtime": "openvino", "precision": "int8",
-                **{k: rows[f"{m}@openvino/int8"][k] for k in ("model_p50_ms", "e2e_p50_ms", "e2e_p99_ms", "e2e_fps")}} for m in times}
-    speed = {"device": "Test CPU", "threads": 2, "runtimes": [f"{r}/{p}" for r, p in runtimes[:3]] + ["openvino/bf16", "openvino/int8"],
-             "skipped": [{"runtime": "openvino", "precision": "bf16", "reason": "this CPU has no bfloat16 support"}],
-             "rows": rows, "best": best,
-             "best_vs_best": {"model": "default", "reference": "yolo", "model_row": "default@openvino/int8",
-                              "reference_row": "yolo@openvino/int8", "e2e_p50_ratio": 0.5}}
+            rows[f"{model}@{runtime}/{precision}"] = row(
+                model,
+                runtime,
+                precision,
+                e2e,
+                **extra,
+                e2e_p50_vs_yolo=round(e2e / times["yolo"][runtimes.index((runtime, precision))], 3),
+            )
+    best = {
+        m: {
+            "row": f"{m}@openvino/int8",
+            "runtime": "openvino",
+            "precision": "int8",
+            **{k: rows[f"{m}@openvino/int8"][k] for k in ("model_p50_ms", "e2e_p50_ms", "e2e_p99_ms", "e2e_fps")},
+        }
+        for m in times
+    }
+    speed = {
+        "device": "Test CPU",
+        "threads": 2,
+        "runtimes": [f"{r}/{p}" for r, p in runtimes[:3]] + ["openvino/bf16", "openvino/int8"],
+        "skipped": [{"runtime": "openvino", "precision": "bf16", "reason": "this CPU has no bfloat16 support"}],
+        "rows": rows,
+        "best": best,
+        "best_vs_best": {
+            "model": "default",
+            "reference": "yolo",
+            "model_row": "default@openvino/int8",
+            "reference_row": "yolo@openvino/int8",
+            "e2e_p50_ratio": 0.5,
+        },
+    }
     (tmp / "speed.json").write_text(json.dumps(speed))
     for model, delta in (("heatmap", -0.004), ("yolo", -0.012)):
         fp32 = json.loads((FIX / "metrics" / f"{model}.json").read_text())
@@ -504,7 +627,10 @@ def test_speed_section_shows_every_runtime_and_best_against_best(tmp_path, image
     lines = "\n".join(speed_section(data))
     fp32 = {m: json.loads((FIX / "metrics" / f"{m}.json").read_text()) for m in ("heatmap", "yolo")}
     # The ONNX Runtime fp32 table: torchvision's options shown in the backbone cell.
-    assert "| `w075` | light, ×0.75 width, reduced tail | bilinear_dense | 3 | 32 | 1.5 | 120.0 | 3.00 | 4.00 | 0.50 |" in lines
+    assert (
+        "| `w075` | light, ×0.75 width, reduced tail | bilinear_dense | 3 | 32 | 1.5 | 120.0 | 3.00 | 4.00 | 0.50 |"
+        in lines
+    )
     assert "| trained default, INT8 | – | – | – | – | – | – | 4.40 | 5.40 | 0.88 |" in lines
     # Every runtime, each model's fastest in bold; bf16 skipped with its reason.
     assert "| model | ONNX Runtime fp32 | ONNX Runtime INT8 | OpenVINO fp32 | OpenVINO INT8 |" in lines
@@ -517,7 +643,11 @@ def test_speed_section_shows_every_runtime_and_best_against_best(tmp_path, image
     pck = {m: f"{fp32[m]['pck_5px'] + d:.3f}" for m, d in (("heatmap", -0.004), ("yolo", -0.012))}
     assert f"| trained default | OpenVINO INT8 | 2.16 | 2.40 | 3.40 | 416.7 | {pck['heatmap']} |" in lines
     assert f"| YOLO baseline | OpenVINO INT8 | 4.32 | 4.80 | 5.80 | 208.3 | {pck['yolo']} |" in lines
-    assert ("- Best against best: the trained default on OpenVINO INT8 takes 2.40 ms end-to-end (p50) against YOLO's 4.80 ms "
-            "on OpenVINO INT8: 0.50× YOLO, which meets the ≤ 0.6× target.") in lines
-    assert (f"PCK@5px change against fp32: trained default -0.004 ({pck['heatmap']} vs {fp32['heatmap']['pck_5px']:.3f}; "
-            "end-to-end p50 2.40 ms vs 3.60 ms OpenVINO fp32); YOLO baseline -0.012") in lines
+    assert (
+        "- Best against best: the trained default on OpenVINO INT8 takes 2.40 ms end-to-end (p50) "
+        "against YOLO's 4.80 ms on OpenVINO INT8: 0.50× YOLO, which meets the ≤ 0.6× target."
+    ) in lines
+    assert (
+        f"PCK@5px change against fp32: trained default -0.004 ({pck['heatmap']} vs {fp32['heatmap']['pck_5px']:.3f}; "
+        "end-to-end p50 2.40 ms vs 3.60 ms OpenVINO fp32); YOLO baseline -0.012"
+    ) in lines

@@ -1,4 +1,5 @@
 """The README's several-hands section from a synthetic reports/metrics/multihand.json."""
+
 from __future__ import annotations
 
 import json
@@ -12,19 +13,44 @@ from handkp.report.multihand import multihand_section
 
 
 def figures(frames, hands, pck5, missed, false, switches, free, free_fp, fps=None):
-    return {"frames": frames, "hands": hands, "keypoints": hands * 21, "pck_1px": 0.1, "pck_3px": 0.4,
-            "pck_5px": pck5, "pck_10px": 0.9, "epe_median_px": 4.25, "missed_hands": missed,
-            "missed_rate": missed / hands if hands else None, "false_hands": false, "id_switches": switches,
-            "hand_free_frames": free, "hand_free_false_positive_frames": free_fp,
-            "hand_free_false_positive_rate": free_fp / free if free else None, "fps": fps}
+    return {
+        "frames": frames,
+        "hands": hands,
+        "keypoints": hands * 21,
+        "pck_1px": 0.1,
+        "pck_3px": 0.4,
+        "pck_5px": pck5,
+        "pck_10px": 0.9,
+        "epe_median_px": 4.25,
+        "missed_hands": missed,
+        "missed_rate": missed / hands if hands else None,
+        "false_hands": false,
+        "id_switches": switches,
+        "hand_free_frames": free,
+        "hand_free_false_positive_frames": free_fp,
+        "hand_free_false_positive_rate": free_fp / free if free else None,
+        "fps": fps,
+    }
 
 
 SYNTHETIC = {
-    "settings": {"n_clips": 12, "frames": 60, "frame_size": [640, 480], "max_hands": 3, "detect_every": 1,
-                 "presence_threshold": 0.3, "smoothing": False, "threads": 2},
+    "settings": {
+        "n_clips": 12,
+        "frames": 60,
+        "frame_size": [640, 480],
+        "max_hands": 3,
+        "detect_every": 1,
+        "presence_threshold": 0.3,
+        "smoothing": False,
+        "threads": 2,
+    },
     "overall": figures(720, 900, 0.625, 30, 7, 3, 200, 11, fps=17.345),
-    "by_hands": {"0": figures(200, 0, None, 0, 11, 0, 200, 11), "1": figures(220, 220, 0.7, 5, 0, 0, 0, 0),
-                 "2": figures(150, 300, 0.6, 10, 1, 1, 0, 0), "3": figures(150, 380, 0.55, 15, 2, 2, 0, 0)},
+    "by_hands": {
+        "0": figures(200, 0, None, 0, 11, 0, 200, 11),
+        "1": figures(220, 220, 0.7, 5, 0, 0, 0, 0),
+        "2": figures(150, 300, 0.6, 10, 1, 1, 0, 0),
+        "3": figures(150, 380, 0.55, 15, 2, 2, 0, 0),
+    },
 }
 
 
@@ -40,7 +66,9 @@ def test_synthetic_multihand_json_renders_a_table(tmp_path):
     assert len(table) == 2 + 1 + 4  # header, rule, all, 0-3 hands
     assert table[0].startswith("| true hands in the frame | frames | hands | PCK@1px | PCK@3px | PCK@5px | PCK@10px")
     assert table[2] == "| all | 720 | 900 | 0.100 | 0.400 | 0.625 | 0.900 | 4.25 | 30 (3.3%) | 7 | 3 | 11 of 200 |"
-    assert table[3].startswith("| 0 | 200 | 0 | 0.100 | 0.400 | – |") and table[3].endswith("| – | 11 | 0 | 11 of 200 |")
+    assert table[3].startswith("| 0 | 200 | 0 | 0.100 | 0.400 | – |") and table[3].endswith(
+        "| – | 11 | 0 | 11 of 200 |"
+    )
     assert table[6].startswith("| 3 | 150 | 380 |")
     assert "12 synthetic clips of 60 frames at 640×480" in lines[0] and "smoothing off" in lines[0]
     assert "crops turned upright" in lines[0]  # a file without the setting: what the tracker always did
@@ -54,13 +82,19 @@ def test_synthetic_multihand_json_renders_a_table(tmp_path):
 
 def test_label_box_run_is_a_row_of_its_own(tmp_path):
     path = tmp_path / "multihand.json"
-    with_labels = {**SYNTHETIC, "settings": {**SYNTHETIC["settings"], "label_box_scale": 1.2},
-                   "label_boxes": {"overall": figures(720, 900, 0.8, 9, 1, 2, 200, 0, fps=40.0), "by_hands": {}}}
+    with_labels = {
+        **SYNTHETIC,
+        "settings": {**SYNTHETIC["settings"], "label_box_scale": 1.2},
+        "label_boxes": {"overall": figures(720, 900, 0.8, 9, 1, 2, 200, 0, fps=40.0), "by_hands": {}},
+    }
     path.write_text(json.dumps(with_labels))
     lines = multihand_section(data_with(path))
     table = [line for line in lines if line.startswith("|")]
     assert len(table) == 2 + 1 + 4 + 1
-    assert table[-1] == "| all, label boxes | 720 | 900 | 0.100 | 0.400 | 0.800 | 0.900 | 4.25 | 9 (1.0%) | 1 | 2 | 0 of 200 |"
+    assert (
+        table[-1]
+        == "| all, label boxes | 720 | 900 | 0.100 | 0.400 | 0.800 | 0.900 | 4.25 | 9 (1.0%) | 1 | 2 | 0 of 200 |"
+    )
     assert "keypoint extent × 1.2" in lines[-1]
     path.write_text(json.dumps(SYNTHETIC))  # a file from before the label-box run: no such row, no sentence
     assert not any("label boxes" in line for line in multihand_section(data_with(path)))

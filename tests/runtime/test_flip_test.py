@@ -1,5 +1,6 @@
 """The flip test (``load_predictor(..., flip_test=True)``): the heatmaps of an image and of its
 mirror image, mirrored back, averaged before the decode."""
+
 from __future__ import annotations
 
 import json
@@ -56,7 +57,9 @@ def test_the_mirror_image_gets_the_mirrored_keypoints(tiny_onnx, images):
         np.testing.assert_allclose(mirrored[:, 1], kp[:, 1], atol=1e-3)
     plain = load_predictor(tiny_onnx)
     image = images[0]
-    mean = (plain.infer(plain.preprocess(image)[0]) + plain.infer(plain.preprocess(image[:, ::-1].copy())[0])[..., ::-1]) / 2
+    mean = (
+        plain.infer(plain.preprocess(image)[0]) + plain.infer(plain.preprocess(image[:, ::-1].copy())[0])[..., ::-1]
+    ) / 2
     np.testing.assert_allclose(predictor.infer(predictor.preprocess(image)[0]), mean, atol=1e-6)
 
 
@@ -74,12 +77,33 @@ def test_the_live_app_takes_the_flip_test(tiny_onnx, tiny_dataset, images, tmp_p
 
     folder = tiny_dataset / "hand-keypoints" / "val" / "images"
     out = tmp_path / "flip.jsonl"
-    assert cli_main(["live", "--source", str(folder), "--model", str(tiny_onnx), "--flip-test", "--detector", "none",
-                     "--headless", "--max-frames", "2", "--json", str(out)]) == 0
+    assert (
+        cli_main(
+            [
+                "live",
+                "--source",
+                str(folder),
+                "--model",
+                str(tiny_onnx),
+                "--flip-test",
+                "--detector",
+                "none",
+                "--headless",
+                "--max-frames",
+                "2",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     expected = load_predictor(tiny_onnx, flip_test=True)
     for line, image in zip(out.read_text().splitlines(), images):
         np.testing.assert_allclose(json.loads(line)["keypoints"], expected.predict(image).keypoints, atol=1e-4)
     yolo = standin_yolo_onnx(tmp_path / "yolo.onnx", yolo_raw([(112.0, 112.0, 80.0, 80.0)], [0.9]))
     capsys.readouterr()
-    assert cli_main(["live", "--source", str(folder), "--model", str(yolo), "--flip-test", "--headless"]) == errors.EXIT_MODEL
+    assert (
+        cli_main(["live", "--source", str(folder), "--model", str(yolo), "--flip-test", "--headless"])
+        == errors.EXIT_MODEL
+    )
     assert f"{yolo}: the flip test averages heatmaps" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 """Synthetic hands, a synthetic detector and a synthetic keypoint model for the tracking tests."""
+
 from __future__ import annotations
 
 import math
@@ -10,14 +11,31 @@ from handkp.runtime import Prediction
 from handkp.track.roi import PALM_KEYPOINTS, Roi, to_crop
 
 # An upright open hand, wrist at the origin, palm length 1 (the middle MCP at (0, -1)), y down.
-UPRIGHT_HAND = np.array([
-    (0.0, 0.0),
-    (-0.35, -0.2), (-0.6, -0.45), (-0.8, -0.7), (-0.95, -0.9),
-    (-0.35, -0.95), (-0.4, -1.45), (-0.42, -1.75), (-0.44, -2.0),
-    (0.0, -1.0), (0.0, -1.55), (0.0, -1.9), (0.0, -2.15),
-    (0.3, -0.95), (0.33, -1.45), (0.35, -1.75), (0.37, -1.98),
-    (0.55, -0.85), (0.62, -1.2), (0.66, -1.42), (0.7, -1.62),
-])
+UPRIGHT_HAND = np.array(
+    [
+        (0.0, 0.0),
+        (-0.35, -0.2),
+        (-0.6, -0.45),
+        (-0.8, -0.7),
+        (-0.95, -0.9),
+        (-0.35, -0.95),
+        (-0.4, -1.45),
+        (-0.42, -1.75),
+        (-0.44, -2.0),
+        (0.0, -1.0),
+        (0.0, -1.55),
+        (0.0, -1.9),
+        (0.0, -2.15),
+        (0.3, -0.95),
+        (0.33, -1.45),
+        (0.35, -1.75),
+        (0.37, -1.98),
+        (0.55, -0.85),
+        (0.62, -1.2),
+        (0.66, -1.42),
+        (0.7, -1.62),
+    ]
+)
 
 
 def hand(wrist_x: float, wrist_y: float, palm_px: float = 60.0, turn: float = 0.0) -> np.ndarray:
@@ -39,8 +57,12 @@ def boxes_of(hands: list[np.ndarray]) -> np.ndarray:
 
 def no_hand(presence: float = 0.05) -> Prediction:
     """What the heatmap model returns for a crop without a hand: found, but a low presence."""
-    return Prediction(np.full((NUM_KEYPOINTS, 2), IMAGE_SIZE / 2, np.float32), np.full(NUM_KEYPOINTS, presence, np.float32),
-                      True, presence)
+    return Prediction(
+        np.full((NUM_KEYPOINTS, 2), IMAGE_SIZE / 2, np.float32),
+        np.full(NUM_KEYPOINTS, presence, np.float32),
+        True,
+        presence,
+    )
 
 
 def model_on(roi: Roi, hands: list[np.ndarray], confused: bool = False) -> Prediction:

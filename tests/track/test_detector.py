@@ -1,15 +1,17 @@
 """The multi-hand detector: every anchor above the threshold decoded from a YOLO-pose output, NMS,
 boxes and keypoints mapped back through the letterbox; with a stand-in backend (a callable) and
 with a stand-in ONNX file through ONNX Runtime."""
+
 import numpy as np
 import pytest
 from standin_models import standin_yolo_onnx, yolo_raw
 
 from handkp.core.errors import ModelLoadError
+from handkp.core.geometry import box_iou as iou_one_to_many
 from handkp.core.keypoints import NUM_KEYPOINTS
-from handkp.runtime.decoders import YOLO_PAD_RGB, pose_candidates
+from handkp.runtime.decoders import YOLO_PAD_RGB, decode_detections, nms, pose_candidates
 from handkp.runtime.predictor import Letterbox, letterbox
-from handkp.track.detector import YoloHandDetector, decode_detections, iou_one_to_many, nms
+from handkp.track.detector import YoloHandDetector
 
 S = 224
 FRAME_W, FRAME_H = 448, 224  # letterboxed to 224: scale 0.5, 56 px of grey above and below
@@ -27,14 +29,25 @@ def test_all_hands_above_the_threshold_come_back_in_frame_px_best_first():
     ax, ay, aw, ah = to_net(*hand_a)
     kp_b = np.tile([to_net(*hand_b)[0], to_net(*hand_b)[1], 0.8], (NUM_KEYPOINTS, 1))
     kp_b[3] = [160.0, 100.0, 0.5]
-    raw = yolo_raw([(ax, ay, aw, ah), (ax + 2, ay + 1, aw, ah - 2), (ax - 3, ay, aw + 4, ah), to_net(*hand_b),
-                    to_net(20, 20, 60, 60), (50, 50, 0, 30)],  # a weak one, a zero-width one
-                   [0.7, 0.9, 0.8, 0.6, 0.1, 0.95], anchors=20)
+    raw = yolo_raw(
+        [
+            (ax, ay, aw, ah),
+            (ax + 2, ay + 1, aw, ah - 2),
+            (ax - 3, ay, aw + 4, ah),
+            to_net(*hand_b),
+            to_net(20, 20, 60, 60),
+            (50, 50, 0, 30),
+        ],  # a weak one, a zero-width one
+        [0.7, 0.9, 0.8, 0.6, 0.1, 0.95],
+        anchors=20,
+    )
     raw[0, 5:, 3] = kp_b.reshape(-1)  # hand B's keypoints
     found = decode_detections(raw, BOX, (FRAME_W, FRAME_H), conf_threshold=0.25, iou_threshold=0.5)
     assert len(found) == 2  # hand A's three overlapping boxes are one hand; the weak and the empty ones are none
     np.testing.assert_allclose(found.scores, [0.9, 0.6])
-    np.testing.assert_allclose(found.boxes[0], [104, 44, 184, 160], atol=1e-4)  # the best of A's: 2, 1, -2 network px off
+    np.testing.assert_allclose(
+        found.boxes[0], [104, 44, 184, 160], atol=1e-4
+    )  # the best of A's: 2, 1, -2 network px off
     np.testing.assert_allclose(found.boxes[1], hand_b, atol=1e-4)
     assert found.keypoints.shape == (2, NUM_KEYPOINTS, 3)
     np.testing.assert_allclose(found.keypoints[1, 3], [(160 - 0) / 0.5, (100 - 56) / 0.5, 0.5], atol=1e-4)
@@ -42,8 +55,10 @@ def test_all_hands_above_the_threshold_come_back_in_frame_px_best_first():
 
 
 def test_threshold_max_detections_and_clipping_to_the_frame():
-    raw = yolo_raw([to_net(10, 10, 50, 50), to_net(100, 10, 150, 60), to_net(200, 10, 260, 70), to_net(400, 150, 470, 250)],
-                   [0.5, 0.4, 0.3, 0.6])
+    raw = yolo_raw(
+        [to_net(10, 10, 50, 50), to_net(100, 10, 150, 60), to_net(200, 10, 260, 70), to_net(400, 150, 470, 250)],
+        [0.5, 0.4, 0.3, 0.6],
+    )
     assert len(decode_detections(raw, BOX, (FRAME_W, FRAME_H), conf_threshold=0.45)) == 2
     found = decode_detections(raw, BOX, (FRAME_W, FRAME_H), conf_threshold=0.0, max_detections=3)
     np.testing.assert_allclose(found.scores, [0.6, 0.5, 0.4])
@@ -110,17 +125,27 @@ def test_the_detector_letterboxes_with_yolo_grey_and_maps_back():
 
 
 def test_a_yolo_pose_file_through_onnx_runtime(tmp_path):
-    path = standin_yolo_onnx(tmp_path / "standin_yolo.onnx",
-                             yolo_raw([to_net(100, 40, 180, 160), to_net(104, 40, 184, 160), to_net(300, 60, 360, 200)],
-                                      [0.9, 0.85, 0.3], anchors=30))
+    path = standin_yolo_onnx(
+        tmp_path / "standin_yolo.onnx",
+        yolo_raw(
+            [to_net(100, 40, 180, 160), to_net(104, 40, 184, 160), to_net(300, 60, 360, 200)],
+            [0.9, 0.85, 0.3],
+            anchors=30,
+        ),
+    )
     detector = YoloHandDetector(path, conf_threshold=0.25, threads=1)
     assert detector.input_size == S
     found = detector.detect(np.zeros((FRAME_H, FRAME_W, 3), np.uint8))
     np.testing.assert_allclose(found.boxes, [[100, 40, 180, 160], [300, 60, 360, 200]], atol=1e-3)
     np.testing.assert_allclose(found.scores, [0.9, 0.3], atol=1e-6)
-    assert len(YoloHandDetector(path, conf_threshold=0.5, threads=1).detect(np.zeros((FRAME_H, FRAME_W, 3), np.uint8))) == 1
+    assert (
+        len(YoloHandDetector(path, conf_threshold=0.5, threads=1).detect(np.zeros((FRAME_H, FRAME_W, 3), np.uint8)))
+        == 1
+    )
     with pytest.raises(ModelLoadError, match="not found"):
         YoloHandDetector(tmp_path / "missing.onnx")
-    people = standin_yolo_onnx(tmp_path / "coco_pose.onnx", np.zeros((1, 4 + 1 + 51, 30), np.float32), kpt_shape="[17, 3]")
+    people = standin_yolo_onnx(
+        tmp_path / "coco_pose.onnx", np.zeros((1, 4 + 1 + 51, 30), np.float32), kpt_shape="[17, 3]"
+    )
     with pytest.raises(ModelLoadError, match="not a hand model"):
         YoloHandDetector(people)

@@ -1,5 +1,6 @@
 """The One Euro filter: the paper's update, still points steadied, fast motion followed, and the
 edge cases (first sample, NaN, repeated or backward time)."""
+
 import math
 
 import numpy as np
@@ -45,9 +46,14 @@ def test_a_noisy_still_point_jitters_much_less():
 
 def test_a_fast_ramp_lags_less_with_a_larger_beta():
     ramp = [np.array([[300.0 * i / FPS, 0.0]]) for i in range(60)]  # 300 px/s for 2 s
-    lag = {beta: 300.0 * 59 / FPS - run(OneEuroFilter(min_cutoff=1.0, beta=beta), ramp)[-1, 0, 0] for beta in (0.0, 0.01, 0.05)}
+    lag = {
+        beta: 300.0 * 59 / FPS - run(OneEuroFilter(min_cutoff=1.0, beta=beta), ramp)[-1, 0, 0]
+        for beta in (0.0, 0.01, 0.05)
+    }
     assert lag[0.0] > 3 * lag[0.01] > 3 * lag[0.05] > 0
-    assert lag[0.0] == pytest.approx(300.0 * (1 / smoothing_factor(1.0, 1 / FPS) - 1) / FPS, rel=0.05)  # the steady lag v·dt·(1-α)/α
+    assert lag[0.0] == pytest.approx(
+        300.0 * (1 / smoothing_factor(1.0, 1 / FPS) - 1) / FPS, rel=0.05
+    )  # the steady lag v·dt·(1-α)/α
 
 
 def test_every_element_is_its_own_channel():

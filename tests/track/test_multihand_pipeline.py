@@ -1,6 +1,7 @@
 """MultiHandPipeline: the detector only when the tracker wants it, every crop through the keypoint
 model in one batch (the real heatmap network code: a tiny random-weight ONNX export), the same
 keypoints as the model on one crop at a time, mapped back to the frame."""
+
 import numpy as np
 import pytest
 from standin_models import tiny_heatmap_onnx
@@ -47,7 +48,7 @@ def test_one_batched_model_call_per_frame_with_the_keypoints_of_one_crop_at_a_ti
     assert calls == [(2, 3, 224, 224)] and detector.calls == 1 and pipeline.detected
     crops = crop(frame, pipeline.rois)
     one_at_a_time = [heatmap_predictor.predict(c) for c in crops]
-    batched = pipeline.predict_crops(crops)
+    batched = pipeline.predictor.predict_crops(crops)
     for b, o in zip(batched, one_at_a_time):
         np.testing.assert_allclose(b.keypoints, o.keypoints, atol=1e-4)
         np.testing.assert_allclose(b.scores, o.scores, atol=1e-6)

@@ -1,5 +1,6 @@
 """The rotated ROI: frame px <-> crop px exactly (the project's pixel convention), MediaPipe's
 landmarks-to-ROI (upright, palm-only, shifted to the fingers), and crops that agree with both."""
+
 import math
 
 import numpy as np
@@ -22,8 +23,10 @@ S = 224
 
 def random_rois(rng, n=50):
     """ROIs anywhere, partly or wholly off a 640×480 frame, tiny to huge, any rotation."""
-    return [Roi(rng.uniform(-800, 1500), rng.uniform(-800, 1300), rng.uniform(8, 3000), rng.uniform(-math.pi, math.pi))
-            for _ in range(n)]
+    return [
+        Roi(rng.uniform(-800, 1500), rng.uniform(-800, 1300), rng.uniform(8, 3000), rng.uniform(-math.pi, math.pi))
+        for _ in range(n)
+    ]
 
 
 def test_frame_to_crop_and_back_is_exact_to_a_hundredth_of_a_pixel():
@@ -69,7 +72,9 @@ def test_the_crop_shows_the_whole_hand_upright_and_centred_towards_the_fingers(t
     kp = hand(320, 240, palm_px=50, turn=turn)
     roi = roi_from_keypoints(kp)
     in_crop = to_crop(roi, kp)
-    assert in_crop[9, 0] == pytest.approx(in_crop[0, 0], abs=1e-3) and in_crop[9, 1] < in_crop[0, 1]  # wrist -> middle MCP up
+    assert (
+        in_crop[9, 0] == pytest.approx(in_crop[0, 0], abs=1e-3) and in_crop[9, 1] < in_crop[0, 1]
+    )  # wrist -> middle MCP up
     assert ((in_crop > 0) & (in_crop < S)).all()  # the whole hand, fingertips included
     palm_centre = in_crop[[0, 5, 9, 13, 17]].mean(0)
     assert palm_centre[1] > S / 2  # the crop's centre lies beyond the palm, towards the fingers
@@ -121,7 +126,7 @@ def test_a_blob_lands_where_the_matrix_says_under_any_rotation_and_scale():
     yy, xx = np.mgrid[0:480, 0:640] + 0.5
     for _ in range(10):
         centre = rng.uniform([200, 150], [440, 330])
-        blob = np.exp(-((xx - centre[0]) ** 2 + (yy - centre[1]) ** 2) / (2 * 6.0 ** 2))
+        blob = np.exp(-((xx - centre[0]) ** 2 + (yy - centre[1]) ** 2) / (2 * 6.0**2))
         frame = np.repeat((blob * 255).round().astype(np.uint8)[..., None], 3, axis=2)
         roi = Roi(*(centre + rng.uniform(-40, 40, 2)), rng.uniform(150, 400), rng.uniform(-math.pi, math.pi))
         out = crop(frame, [roi])[0, :, :, 0].astype(np.float64)

@@ -1,5 +1,6 @@
 """The multi-hand tracker on synthetic scenes (a perfect detector and keypoint model from
 synthetic_hands): ids through a hand's life, when the detector runs, crossing hands, duplicates."""
+
 import numpy as np
 import pytest
 from synthetic_hands import boxes_of, hand, model_on
@@ -27,8 +28,12 @@ def ids(frame_hands):
 
 
 def test_a_hand_enters_stays_leaves_and_comes_back_with_a_new_id():
-    scenes = [[] for _ in range(5)] + [[hand(200 + 3 * i, 300, turn=0.02 * i)] for i in range(20)] + [[] for _ in range(5)] \
+    scenes = (
+        [[] for _ in range(5)]
+        + [[hand(200 + 3 * i, 300, turn=0.02 * i)] for i in range(20)]
+        + [[] for _ in range(5)]
         + [[hand(400, 250, turn=1.0)] for _ in range(10)]
+    )
     outputs, detected = run(HandTracker(max_hands=1, smoothing=None), scenes)
     assert all(o == [] for o in outputs[:5])
     assert all(ids(o) == [0] for o in outputs[5:25])  # entered: id 0, kept while it moves and turns
@@ -99,8 +104,11 @@ def test_a_false_detection_starts_nothing_and_spends_no_id():
     tracker = HandTracker(max_hands=2)
     outputs, _ = run(tracker, [[]] * 3 + [[hand(300, 300)]] * 3, detector=lambda hands: np.array([[10.0, 10, 90, 90]]))
     assert [ids(o) for o in outputs] == [[], [], [], [], [], []]  # its crop shows no hand
-    outputs, _ = run(HandTracker(max_hands=2), [[]] * 3 + [[hand(300, 300)]] * 3,
-                     detector=lambda hands: np.vstack([[[10.0, 10, 90, 90]], boxes_of(hands)]))
+    outputs, _ = run(
+        HandTracker(max_hands=2),
+        [[]] * 3 + [[hand(300, 300)]] * 3,
+        detector=lambda hands: np.vstack([[[10.0, 10, 90, 90]], boxes_of(hands)]),
+    )
     assert [ids(o) for o in outputs] == [[], [], [], [0], [0], [0]]
 
 
@@ -110,7 +118,10 @@ def test_smoothing_steadies_a_jittering_still_hand():
     smoothed, _ = run(HandTracker(max_hands=1, smoothing=OneEuroSettings()), scenes)
     raw, _ = run(HandTracker(max_hands=1, smoothing=None), scenes)
     assert {h.id for o in smoothed for h in o} == {0}
-    jitter = {name: np.std([o[0].keypoints for o in out[30:]], axis=0).mean() for name, out in (("smoothed", smoothed), ("raw", raw))}
+    jitter = {
+        name: np.std([o[0].keypoints for o in out[30:]], axis=0).mean()
+        for name, out in (("smoothed", smoothed), ("raw", raw))
+    }
     assert jitter["smoothed"] < jitter["raw"] / 2
     np.testing.assert_allclose(raw[-1][0].keypoints, scenes[-1][0], atol=1e-3)
 

@@ -1,5 +1,6 @@
 """The Ultralytics YOLO-pose baseline: its dataset yaml, its outputs in the shared `dvc repro`
 run, the decode of its raw output, and one evaluator for both models."""
+
 import json
 import os
 import shutil
@@ -11,8 +12,8 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
-
 from conftest import REPO, TINY_ZIP, dvc
+
 from handkp.core.codec import HeatmapCodec
 from handkp.core.keypoints import FLIP_INDEX, NUM_KEYPOINTS
 from handkp.core.metrics import compute_metrics
@@ -22,12 +23,23 @@ from handkp.data.fetch import fetch_dataset
 from handkp.evaluate.evaluation import evaluate_model
 from handkp.runtime import Predictor
 from handkp.runtime.decoders import YOLO_CONF_THRESHOLD, HeatmapDecoder, YoloPoseDecoder
-from handkp.runtime.predictor import Letterbox
 from handkp.runtime.loader import onnx_decoder
+from handkp.runtime.predictor import Letterbox
 from handkp.yolo.dataset import read_image_lists, stage_view, write_dataset_yaml
 
-METRIC_KEYS = {"pck_1px", "pck_3px", "pck_5px", "pck_7px", "pck_10px", "auc_0_15px", "epe_mean_px",
-               "epe_median_px", "n_images", "n_keypoints", "missed_images"}
+METRIC_KEYS = {
+    "pck_1px",
+    "pck_3px",
+    "pck_5px",
+    "pck_7px",
+    "pck_10px",
+    "auc_0_15px",
+    "epe_mean_px",
+    "epe_median_px",
+    "n_images",
+    "n_keypoints",
+    "missed_images",
+}
 NK = 3 * NUM_KEYPOINTS
 
 
@@ -151,14 +163,16 @@ def test_the_view_ultralytics_reads_is_extracted_from_the_archive(tmp_path):
 
 
 # ---- decoding ---------------------------------------------------------------------------
-def _raw_output(keypoints_by_anchor: dict[int, tuple[np.ndarray, float]], anchors: int = 1029, nc: int = 1) -> np.ndarray:
+def _raw_output(
+    keypoints_by_anchor: dict[int, tuple[np.ndarray, float]], anchors: int = 1029, nc: int = 1
+) -> np.ndarray:
     """A (1, 4 + nc + 63, A) tensor as Ultralytics exports it; the given anchors hold (keypoints (21, 3), score)."""
     raw = np.zeros((1, 4 + nc + NK, anchors), np.float32)
-    raw[0, 4:4 + nc] = 0.01
+    raw[0, 4 : 4 + nc] = 0.01
     for a, (kp, score) in keypoints_by_anchor.items():
         raw[0, :4, a] = [100, 100, 50, 50]
         raw[0, 4 + nc - 1, a] = score
-        raw[0, 4 + nc:, a] = kp.reshape(-1)  # x0 y0 v0 x1 y1 v1 ...
+        raw[0, 4 + nc :, a] = kp.reshape(-1)  # x0 y0 v0 x1 y1 v1 ...
     return raw
 
 
@@ -216,21 +230,49 @@ def test_evaluator_gives_the_same_pck_for_yolo_and_heatmap_predictions(tmp_path)
         cv2.imwrite(str(raw_root / image), np.full((224, 224, 3), 90, np.uint8))
         gt = rng.uniform(20, 200, (21, 2))
         visibility = np.where(rng.uniform(size=21) < 0.15, 0, 2)
-        rows += [{"image": image, "split": "val", "keypoint": k, "x": gt[k, 0], "y": gt[k, 1], "visibility": int(visibility[k])} for k in range(21)]
+        rows += [
+            {
+                "image": image,
+                "split": "val",
+                "keypoint": k,
+                "x": gt[k, 0],
+                "y": gt[k, 1],
+                "visibility": int(visibility[k]),
+            }
+            for k in range(21)
+        ]
         predicted = gt + rng.normal(0, 3, (21, 2))
         hm, _ = codec.encode(predicted, np.ones(21, bool))
         heatmaps.append(hm)
         decoded, _ = codec.decode(hm[None])
         kp = np.concatenate([decoded[0], np.full((21, 1), 0.9, np.float32)], axis=1)
         yolo_raw.append(_raw_output({int(rng.integers(1029)): (kp, 0.8)})[0])
-    table = pl.DataFrame(rows, schema_overrides={"keypoint": pl.Int8, "x": pl.Float32, "y": pl.Float32, "visibility": pl.Int8})
+    table = pl.DataFrame(
+        rows, schema_overrides={"keypoint": pl.Int8, "x": pl.Float32, "y": pl.Float32, "visibility": pl.Int8}
+    )
 
     def replay(outputs):
         it = iter(outputs)
         return lambda x: np.stack([next(it) for _ in range(x.shape[0])])
 
-    hm_metrics = evaluate_model(Predictor(HeatmapDecoder(codec), "test", replay(heatmaps), 224), table, raw_root, "val", "heatmap", tmp_path / "reports", batch_size=4)
-    yolo_metrics = evaluate_model(Predictor(YoloPoseDecoder(), "test", replay(yolo_raw), 224), table, raw_root, "val", "yolo", tmp_path / "reports", batch_size=4)
+    hm_metrics = evaluate_model(
+        Predictor(HeatmapDecoder(codec), "test", replay(heatmaps), 224),
+        table,
+        raw_root,
+        "val",
+        "heatmap",
+        tmp_path / "reports",
+        batch_size=4,
+    )
+    yolo_metrics = evaluate_model(
+        Predictor(YoloPoseDecoder(), "test", replay(yolo_raw), 224),
+        table,
+        raw_root,
+        "val",
+        "yolo",
+        tmp_path / "reports",
+        batch_size=4,
+    )
     assert 0 < hm_metrics["pck_3px"] < 1
     for key in METRIC_KEYS:
         assert yolo_metrics[key] == pytest.approx(hm_metrics[key], abs=1e-5), key
@@ -240,9 +282,19 @@ def test_evaluator_gives_the_same_pck_for_yolo_and_heatmap_predictions(tmp_path)
 
     missed = [r.copy() for r in yolo_raw]
     missed[2][4] = 0.0  # no confident detection in the third image
-    m = evaluate_model(Predictor(YoloPoseDecoder(), "test", replay(missed), 224), table, raw_root, "val", "yolo", tmp_path / "reports", batch_size=4)
+    m = evaluate_model(
+        Predictor(YoloPoseDecoder(), "test", replay(missed), 224),
+        table,
+        raw_root,
+        "val",
+        "yolo",
+        tmp_path / "reports",
+        batch_size=4,
+    )
     visible = table.filter(pl.col("visibility") > 0)
-    hits_lost = compute_metrics(visible.filter(pl.col("image") == "hand-keypoints/val/images/im2.jpg"), a)[0]["pck_10px"]
+    hits_lost = compute_metrics(visible.filter(pl.col("image") == "hand-keypoints/val/images/im2.jpg"), a)[0][
+        "pck_10px"
+    ]
     n_third = visible.filter(pl.col("image") == "hand-keypoints/val/images/im2.jpg").height
     assert m["missed_images"] == 1 and m["n_keypoints"] == hm_metrics["n_keypoints"]
     assert m["pck_10px"] == pytest.approx(hm_metrics["pck_10px"] - hits_lost * n_third / visible.height, abs=1e-6)
@@ -256,13 +308,30 @@ def test_pretrained_download_offline_fails_with_a_clear_message(tmp_path):
     params["yolo"]["pretrained"] = "download"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     dead = "http://127.0.0.1:9"
-    env = {**os.environ, "YOLO_OFFLINE": "1", "HTTPS_PROXY": dead, "HTTP_PROXY": dead, "https_proxy": dead,
-           "http_proxy": dead, "NO_PROXY": "", "no_proxy": "", "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    proc = subprocess.run([sys.executable, str(REPO / "stages/yolo_train.py")], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "YOLO_OFFLINE": "1",
+        "HTTPS_PROXY": dead,
+        "HTTP_PROXY": dead,
+        "https_proxy": dead,
+        "http_proxy": dead,
+        "NO_PROXY": "",
+        "no_proxy": "",
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+    }
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "stages/yolo_train.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode != 0
     message = proc.stderr.strip().splitlines()[-1]
-    assert message.startswith("yolo_train failed: yolo.pretrained = download: cannot download the official yolo11n-pose.pt")
+    assert message.startswith(
+        "yolo_train failed: yolo.pretrained = download: cannot download the official yolo11n-pose.pt"
+    )
     assert "yolo.pretrained = none" in message and "path" in message
     assert not list((tmp_path / "cache").rglob("*.pt"))  # no partial file left behind
     assert not (tmp_path / "models").exists()

@@ -17,6 +17,7 @@ smooth path, with the labels moved by the very affine that moves the pixels.
   the frame and blurred, or (``gradient_share`` of clips, and where that area is too small) a
   linear colour gradient. Seeded: ``np.random.default_rng([seed, clip])``.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from ..core.geometry import keypoint_box, map_points, pixel_matrix, similarity
 
 BOX_MARGIN = 1.3  # the mask's box: the keypoints' box, this much larger ...
 MASK_PAD_PX = 8.0  # ... plus this many source px each side ...
@@ -47,8 +50,7 @@ class FrameHand:
 
     def box(self) -> np.ndarray:
         """(4,) x0, y0, x1, y1 of the visible keypoints (all of them where none is visible)."""
-        kp = self.keypoints[self.visible] if self.visible.any() else self.keypoints
-        return np.concatenate([kp.min(0), kp.max(0)])
+        return keypoint_box(self.keypoints, self.visible)
 
 
 @dataclass
@@ -73,32 +75,19 @@ class Clip:
         w, h = self.frame_size
         for hand in self.truth[i]:
             m = pixel_matrix(hand.affine)
-            rgb = cv2.warpAffine(self.images[hand.identity], m, (w, h), flags=cv2.INTER_LINEAR,
-                                 borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-            alpha = cv2.warpAffine(self.masks[hand.identity], m, (w, h), flags=cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)[..., None]
+            rgb = cv2.warpAffine(
+                self.images[hand.identity], m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            ).astype(np.float32)
+            alpha = cv2.warpAffine(
+                self.masks[hand.identity],
+                m,
+                (w, h),
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=0.0,
+            )[..., None]
             out = out * (1 - alpha) + rgb * alpha
         return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
-def pixel_matrix(affine: np.ndarray) -> np.ndarray:
-    """The continuous-point affine (p' = A p + t) as an OpenCV warp matrix on pixel indices
-    (index i is the point i + 0.5): t' = t + A·(0.5, 0.5) - 0.5."""
-    a = np.asarray(affine, dtype=np.float64)
-    return np.hstack([a[:, :2], (a[:, 2] + a[:, :2] @ [0.5, 0.5] - 0.5)[:, None]])
-
-
-def hand_affine(scale: float, angle: float, centre_src: np.ndarray, position: np.ndarray) -> np.ndarray:
-    """(2, 3): source px -> frame px, p' = scale R(angle) (p - centre_src) + position."""
-    c, s = math.cos(angle) * scale, math.sin(angle) * scale
-    linear = np.array([[c, -s], [s, c]])
-    return np.hstack([linear, (position - linear @ centre_src)[:, None]])
-
-
-def keypoint_box(kp: np.ndarray) -> np.ndarray:
-    """(4,) x0, y0, x1, y1 of the labelled keypoints of (21, 3) x, y, visibility."""
-    xy = kp[kp[:, 2] > 0, :2] if (kp[:, 2] > 0).any() else kp[:, :2]
-    return np.concatenate([xy.min(0), xy.max(0)])
 
 
 def soft_mask(box: np.ndarray, side: int) -> np.ndarray:
@@ -114,20 +103,21 @@ def soft_mask(box: np.ndarray, side: int) -> np.ndarray:
     return cv2.GaussianBlur(mask, (0, 0), FEATHER_PX)
 
 
-def make_background(image: np.ndarray, kp: np.ndarray, frame_size: tuple[int, int], gradient: bool,
-                    rng: np.random.Generator) -> np.ndarray:
+def make_background(
+    image: np.ndarray, kp: np.ndarray, frame_size: tuple[int, int], gradient: bool, rng: np.random.Generator
+) -> np.ndarray:
     """(H, W, 3) uint8: the largest strip of ``image`` outside its hand's box, enlarged and
     blurred; a random two-colour linear gradient when ``gradient`` or the strip is too small."""
     w, h = frame_size
     side = image.shape[0]
-    x0, y0, x1, y1 = np.clip(np.round(keypoint_box(kp) + [-8, -8, 8, 8]), 0, side).astype(int)
+    x0, y0, x1, y1 = np.clip(np.round(keypoint_box(kp[:, :2], kp[:, 2] > 0) + [-8, -8, 8, 8]), 0, side).astype(int)
     strips = [image[:, :x0], image[:, x1:], image[:y0], image[y1:]]
     best = max(strips, key=lambda s: min(s.shape[:2]) * max(s.shape[:2]))
     if gradient or min(best.shape[:2]) < MIN_STRIP_PX:
         a, b = rng.uniform(20, 235, 3), rng.uniform(20, 235, 3)
         angle = rng.uniform(0, 2 * math.pi)
         xs, ys = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
-        t = (xs * math.cos(angle) + ys * math.sin(angle))
+        t = xs * math.cos(angle) + ys * math.sin(angle)
         t = (t - t.min()) / max(t.max() - t.min(), 1e-9)
         return np.clip(a + (b - a) * t[..., None], 0, 255).astype(np.uint8)
     big = cv2.resize(np.ascontiguousarray(best), (w, h), interpolation=cv2.INTER_LINEAR)
@@ -140,8 +130,9 @@ def _smooth(rng: np.random.Generator, frames: int, amplitude: float) -> np.ndarr
     return amplitude * np.sin(2 * math.pi * rng.uniform(0.3, 1.0) * t + rng.uniform(0, 2 * math.pi))
 
 
-def hand_path(rng: np.random.Generator, k: int, n: int, frames: int, frame_size: tuple[int, int],
-              half_extent: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def hand_path(
+    rng: np.random.Generator, k: int, n: int, frames: int, frame_size: tuple[int, int], half_extent: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per frame: positions (frames, 2) frame px, scales (frames,), angles (frames,) rad of hand
     k of n. The hand keeps to column k of n; its centre stays ``half_extent × scale`` inside."""
     w, h = frame_size
@@ -158,14 +149,25 @@ def hand_path(rng: np.random.Generator, k: int, n: int, frames: int, frame_size:
     return np.stack([cx, cy], 1), scales, angles
 
 
-def make_clips(pixels: np.ndarray, keypoints: np.ndarray, names: list[str], seed: int, n_clips: int, frames: int,
-               frame_size: tuple[int, int] = (640, 480), max_hands: int = 3, gradient_share: float = 0.5) -> list[Clip]:
+def make_clips(
+    pixels: np.ndarray,
+    keypoints: np.ndarray,
+    names: list[str],
+    seed: int,
+    n_clips: int,
+    frames: int,
+    frame_size: tuple[int, int] = (640, 480),
+    max_hands: int = 3,
+    gradient_share: float = 0.5,
+) -> list[Clip]:
     """``n_clips`` synthetic clips of ``frames`` frames from val images ``pixels`` (N, S, S, 3)
     uint8 with ``keypoints`` (N, 21, 3) x px, y px, visibility and ``names`` (the module's
     docstring: hands, paths, backgrounds). Each clip draws its own images; a clip never uses
     one image twice (hands and background)."""
     if len(pixels) < max_hands + 1:
-        raise ValueError(f"need at least {max_hands + 1} images for {max_hands} hands and a background, got {len(pixels)}")
+        raise ValueError(
+            f"need at least {max_hands + 1} images for {max_hands} hands and a background, got {len(pixels)}"
+        )
     w, h = frame_size
     side = pixels.shape[1]
     usable = np.flatnonzero((keypoints[:, :, 2] > 0).sum(1) >= 10)  # hands with most keypoints labelled
@@ -176,13 +178,14 @@ def make_clips(pixels: np.ndarray, keypoints: np.ndarray, names: list[str], seed
         rng = np.random.default_rng([seed, c])
         n = c % (max_hands + 1)
         pick = rng.choice(usable, size=n + 1, replace=False)
-        background = make_background(np.asarray(pixels[pick[-1]]), keypoints[pick[-1]], frame_size,
-                                     bool(rng.random() < gradient_share), rng)
+        background = make_background(
+            np.asarray(pixels[pick[-1]]), keypoints[pick[-1]], frame_size, bool(rng.random() < gradient_share), rng
+        )
         images, masks, sources = [], [], []
         truth: list[list[FrameHand]] = [[] for _ in range(frames)]
         for k, src in enumerate(pick[:-1]):
             kp = keypoints[src].astype(np.float64)
-            box = keypoint_box(kp)
+            box = keypoint_box(kp[:, :2], kp[:, 2] > 0)  # of the labelled keypoints
             centre = (box[:2] + box[2:]) / 2
             half = float(np.hypot(*(box[2:] - box[:2]))) / 2 * BOX_MARGIN
             images.append(np.ascontiguousarray(pixels[src]))
@@ -192,8 +195,8 @@ def make_clips(pixels: np.ndarray, keypoints: np.ndarray, names: list[str], seed
             start = int(rng.integers(0, max(frames // 4, 1)))
             end = frames - int(rng.integers(0, max(frames // 4, 1)))
             for i in range(start, end):
-                affine = hand_affine(float(scales[i]), float(angles[i]), centre, positions[i])
-                xy = kp[:, :2] @ affine[:, :2].T + affine[:, 2]
+                affine = similarity(float(scales[i]), float(angles[i]), centre, positions[i])
+                xy = map_points(affine, kp[:, :2])
                 inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
                 truth[i].append(FrameHand(k, xy, (kp[:, 2] > 0) & inside, float(scales[i]), affine))
         clips.append(Clip(c, (w, h), background, sources, truth, images, masks))

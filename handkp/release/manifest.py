@@ -5,6 +5,7 @@ each file's sha256, the params it was trained with and its val metrics recompute
 released file itself (the heatmap model's also with the flip test); its robustness metrics, the
 pair's multi-hand benchmark, and the training run's figures (epochs, images seen, wall time,
 images/s, hardware, commit)."""
+
 from __future__ import annotations
 
 import json
@@ -18,22 +19,19 @@ from ..core.io import atomic_path, sha256_file, write_json
 from ..core.paths import (
     HEATMAP_ONNX,
     IMAGE_CACHE,
+    MULTIHAND,
     PREPARED_TABLE,
-    RELEASE_DIR,
+    RELEASE_DETECTOR,
     RELEASE_MANIFEST,
     RELEASE_ONNX,
+    ROBUSTNESS,
     TRAIN_LOGS,
     TRAIN_STATE_COPY,
     YOLO_ONNX,
 )
 from ..data.cache import ImageCache
+from ..evaluate.evaluation import split_metrics
 from ..runtime import load_predictor
-from ..track.detector import DETECTOR_FILE
-from .evaluation import split_metrics
-from .multihand import MULTIHAND
-from .robustness import ROBUSTNESS
-
-RELEASE_DETECTOR = RELEASE_DIR / DETECTOR_FILE  # beside release/heatmap.onnx, where the live app looks for it
 
 
 class ReleaseError(HandkpError):
@@ -65,11 +63,16 @@ def training_summary() -> dict:
     when the run wrote one (else None)."""
     seconds, speeds = _series("train/epoch_seconds"), _series("train/images_per_s")
     copy = _read_json(TRAIN_STATE_COPY.with_suffix(".json")) or {}
-    return {"epochs": len(speeds), "images_seen": copy.get("images_seen"),
-            "train_hours": round(sum(seconds) / 3600, 3) if seconds else None,
-            "images_per_s_median": round(sorted(speeds)[len(speeds) // 2], 2) if speeds else None,
-            "hardware": copy.get("hardware"), "torch": copy.get("torch"), "best_epoch": copy.get("best_epoch"),
-            "fingerprint": copy.get("fingerprint")}
+    return {
+        "epochs": len(speeds),
+        "images_seen": copy.get("images_seen"),
+        "train_hours": round(sum(seconds) / 3600, 3) if seconds else None,
+        "images_per_s_median": round(sorted(speeds)[len(speeds) // 2], 2) if speeds else None,
+        "hardware": copy.get("hardware"),
+        "torch": copy.get("torch"),
+        "best_epoch": copy.get("best_epoch"),
+        "fingerprint": copy.get("fingerprint"),
+    }
 
 
 def _released(source, dest) -> str:
@@ -90,7 +93,9 @@ def _checked_inputs() -> tuple[dict | None, dict | None]:
     if robustness is not None and robustness.get("files", {}).get("heatmap") != files["heatmap"]:
         raise ReleaseError(f"{ROBUSTNESS} was measured on another {HEATMAP_ONNX}; run dvc repro robustness")
     if multihand is not None and multihand.get("files") != files:
-        raise ReleaseError(f"{MULTIHAND} was measured on another {HEATMAP_ONNX} or {YOLO_ONNX}; run dvc repro multihand")
+        raise ReleaseError(
+            f"{MULTIHAND} was measured on another {HEATMAP_ONNX} or {YOLO_ONNX}; run dvc repro multihand"
+        )
     return robustness, multihand
 
 
@@ -98,38 +103,61 @@ def run_release(params: dict) -> dict:
     """The release stage: copies models/heatmap.onnx and models/yolo.onnx to release/ (heatmap.onnx,
     detector.onnx), evaluates each copy on val through ONNX Runtime and writes the manifest."""
     robustness, multihand = _checked_inputs()
-    threads, batch_size = int(params["benchmark"]["threads"]), int(params["evaluate"]["batch_size"])
-    conf = float(params["yolo"]["conf_threshold"])
+    threads, batch_size = int(params["runtime"]["threads"]), int(params["evaluate"]["batch_size"])
+    conf = float(params["evaluate"]["yolo_conf_threshold"])
     table = pl.read_parquet(PREPARED_TABLE)
     gt, cache = table.filter(pl.col("split") == "val"), ImageCache(IMAGE_CACHE)
     sha = _released(HEATMAP_ONNX, RELEASE_ONNX)
     metrics = split_metrics(load_predictor(RELEASE_ONNX, "onnxruntime", "cpu", threads), gt, cache, batch_size)
-    flip_tested = split_metrics(load_predictor(RELEASE_ONNX, "onnxruntime", "cpu", threads, flip_test=True), gt, cache, batch_size)
+    flip_tested = split_metrics(
+        load_predictor(RELEASE_ONNX, "onnxruntime", "cpu", threads, flip_test=True), gt, cache, batch_size
+    )
     detector_sha = _released(YOLO_ONNX, RELEASE_DETECTOR)
-    detector_val = split_metrics(load_predictor(RELEASE_DETECTOR, "onnxruntime", "cpu", threads, conf_threshold=conf), gt, cache, batch_size)
+    detector_val = split_metrics(
+        load_predictor(RELEASE_DETECTOR, "onnxruntime", "cpu", threads, conf_threshold=conf), gt, cache, batch_size
+    )
     training = training_summary()
     manifest = {
-        "file": RELEASE_ONNX.name, "sha256": sha, "bytes": RELEASE_ONNX.stat().st_size,
+        "file": RELEASE_ONNX.name,
+        "sha256": sha,
+        "bytes": RELEASE_ONNX.stat().st_size,
         "input": "RGB pixels 0-255, (1, 3, 224, 224) float32; output (1, 21, 56, 56) heatmaps (see the ONNX metadata)",
         "params": {k: params[k] for k in ("seed", "model", "codec", "train")},
         "val": metrics,
         "val_flip_test": flip_tested,  # --flip-test: each image and its mirror image, two network passes
-        "robustness": None if robustness is None else {"images": robustness["images"], "heatmap": robustness["models"]["heatmap"],
-                                                       "presence": robustness["presence"].get("heatmap")},
+        "robustness": None
+        if robustness is None
+        else {
+            "images": robustness["images"],
+            "heatmap": robustness["models"]["heatmap"],
+            "presence": robustness["presence"].get("heatmap"),
+        },
         "training": training,
         "detector": {
-            "file": RELEASE_DETECTOR.name, "sha256": detector_sha, "bytes": RELEASE_DETECTOR.stat().st_size,
-            "input": "RGB pixels / 255, (1, 3, 224, 224) float32, letterboxed; Ultralytics YOLO-pose output (see the ONNX metadata)",
+            "file": RELEASE_DETECTOR.name,
+            "sha256": detector_sha,
+            "bytes": RELEASE_DETECTOR.stat().st_size,
+            "input": "RGB pixels / 255, (1, 3, 224, 224) float32, letterboxed; "
+            "Ultralytics YOLO-pose output (see the ONNX metadata)",
             "params": params["yolo"],
-            "val": {**detector_val, "conf_threshold": conf},  # as a one-hand keypoint model; missed_images: no box found
+            "val": {
+                **detector_val,
+                "conf_threshold": conf,
+            },  # as a one-hand keypoint model; missed_images: no box found
         },
-        "multihand": None if multihand is None else {"settings": multihand["settings"], "overall": multihand["overall"]},
+        "multihand": None
+        if multihand is None
+        else {"settings": multihand["settings"], "overall": multihand["overall"]},
         "commit": _git_commit(),
     }
     write_json(RELEASE_MANIFEST, manifest)
     for label, m in (("", metrics), (", with the flip test", flip_tested)):
-        print(f"released {RELEASE_ONNX} (sha256 {sha[:12]}…): val PCK@1/3/5/7/10{label} "
-              + " / ".join(f"{m[f'pck_{t}px']:.3f}" for t in (1, 3, 5, 7, 10)))
-    print(f"released {RELEASE_DETECTOR} (sha256 {detector_sha[:12]}…): no hand found in "
-          f"{detector_val['missed_images']} of {detector_val['n_images']} val images at confidence >= {conf:g}")
+        print(
+            f"released {RELEASE_ONNX} (sha256 {sha[:12]}…): val PCK@1/3/5/7/10{label} "
+            + " / ".join(f"{m[f'pck_{t}px']:.3f}" for t in (1, 3, 5, 7, 10))
+        )
+    print(
+        f"released {RELEASE_DETECTOR} (sha256 {detector_sha[:12]}…): no hand found in "
+        f"{detector_val['missed_images']} of {detector_val['n_images']} val images at confidence >= {conf:g}"
+    )
     return manifest

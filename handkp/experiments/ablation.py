@@ -1,18 +1,21 @@
 """The accuracy half of the speed ablation: each head variant trained and evaluated on the same
 schedule through `dvc exp run`, the results gathered from `dvc exp show` into one table.
 (The latency half is the `speed` stage.)"""
+
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..core.io import write_json
+from ..core.paths import ACCURACY_TABLE, METRICS, PARAMS
 
 EXP_PREFIX = "ablation-"
-METRICS_FILE = "reports/metrics/heatmap.json"
+METRICS_FILE = (METRICS / "heatmap.json").as_posix()  # the evaluate stage's, as `dvc exp show` names it
 
 
 def exp_run_command(name: str, overrides: dict, target: str = "evaluate") -> list[str]:
@@ -46,11 +49,15 @@ def collect_results(exp_show: Any, names: list[str]) -> dict[str, dict]:
         name = exp["name"].removeprefix(EXP_PREFIX)
         if not exp["name"].startswith(EXP_PREFIX) or name not in names or name in found:
             continue
-        params = exp["data"].get("params", {}).get("params.yaml", {}).get("data", {})
+        params = exp["data"].get("params", {}).get(PARAMS.as_posix(), {}).get("data", {})
         metrics = exp["data"].get("metrics", {}).get(METRICS_FILE, {}).get("data")
         if metrics:
-            found[name] = {"model": params.get("model", {}), "train": {k: v for k, v in params.get("train", {}).items() if k != "augment"},
-                           "data_source": params.get("data", {}).get("source"), "metrics": metrics}
+            found[name] = {
+                "model": params.get("model", {}),
+                "train": {k: v for k, v in params.get("train", {}).items() if k != "augment"},
+                "data_source": params.get("data", {}).get("source"),
+                "metrics": metrics,
+            }
     return found
 
 
@@ -92,15 +99,14 @@ def run_ablation(variants: dict[str, dict], out_path: Path, cwd: Path = Path("."
             subprocess.run(exp_run_command(name, overrides), cwd=cwd, check=True)
     finally:
         reattach_head(branch, cwd)
-    shown = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=cwd, check=True, capture_output=True, text=True)
+    shown = subprocess.run(
+        [sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=cwd, check=True, capture_output=True, text=True
+    )
     results = collect_results(json.loads(shown.stdout), list(variants))
     earlier = json.loads(out_path.read_text()) if out_path.is_file() else {}
     table = {**earlier, **results}  # rows of variants not run now stay, each with its own params
     write_json(out_path, table, sort_keys=True)
     return results
-
-
-ACCURACY_TABLE = Path("reports/ablation/accuracy.json")
 
 
 def ablation_main(argv: list[str], params: dict) -> int:
@@ -109,8 +115,12 @@ def ablation_main(argv: list[str], params: dict) -> int:
     variants = params["speed"]["variants"]
     unknown = [n for n in argv if n not in variants]
     if unknown or not argv:
-        print(f"usage: python scripts/ablation.py VARIANT...; variants in params.yaml speed.variants: {', '.join(variants)}"
-              + (f" (unknown: {', '.join(unknown)})" if unknown else ""), file=sys.stderr)
+        print(
+            "usage: python scripts/ablation.py VARIANT...; "
+            f"variants in params.yaml speed.variants: {', '.join(variants)}"
+            + (f" (unknown: {', '.join(unknown)})" if unknown else ""),
+            file=sys.stderr,
+        )
         return 2
     results = run_ablation({n: variants[n] for n in argv}, ACCURACY_TABLE)
     for name, row in results.items():

@@ -1,0 +1,1 @@
+"""Experiments over the pipeline through `dvc exp`: the ablation of the head variants."""

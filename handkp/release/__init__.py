@@ -1,0 +1,1 @@
+"""The release: the shipped models under release/ and their manifest."""

@@ -223,6 +223,7 @@ def test_finished_run_keeps_only_what_writing_best_pt_needs(pipeline_run, tmp_pa
     shutil.copytree(pipeline_run, repo, symlinks=True)
     params = (repo / "params.yaml").read_text().replace("state_copy: null", "state_copy: release/train_state.pt")
     (repo / "params.yaml").write_text(params)
+    shutil.rmtree(repo / "models/heatmap_checkpoint")  # the run trains again, writing its copy
     run([sys.executable, "stages/train.py"], repo)
     state = torch.load(repo / "release/train_state.pt", weights_only=False)
     record = json.loads((repo / "release/train_state.json").read_text())

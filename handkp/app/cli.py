@@ -22,7 +22,6 @@ be opened; 7 an output file cannot be written; 130 Ctrl-C before the first frame
 from __future__ import annotations
 
 import argparse
-import math
 import re
 import signal
 import sys
@@ -38,7 +37,7 @@ from .loop import LiveOptions, run_live
 from .outputs import VIDEO_FOURCC, check_output, display_problem
 from .overlay import LOW_SCORE_STYLES
 from .sources import VideoSource, open_source
-from .tracking import add_tracking_arguments, build_pipeline
+from .tracking import add_tracking_arguments, build_pipeline, number
 
 DESCRIPTION = """\
 Hand keypoints in real time: frames from a camera, a video file, a stream URL or an image folder
@@ -110,27 +109,6 @@ examples:
 )
 
 
-def _positive_float(text: str) -> float:
-    v = float(text)
-    if not math.isfinite(v) or v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return v
-
-
-def _non_negative_float(text: str) -> float:
-    v = float(text)
-    if not math.isfinite(v) or v < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return v
-
-
-def _positive_int(text: str) -> int:
-    v = int(text)
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return v
-
-
 def _frame_size(text: str) -> tuple[int, int]:
     m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
     if not m or int(m.group(1)) <= 0 or int(m.group(2)) <= 0:
@@ -200,7 +178,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--fps",
-        type=_positive_float,
+        type=number(0, open_low=True),
         default=30.0,
         help="frame rate of an image folder with --realtime, and of --save when the source reports none (default 30)",
     )
@@ -223,7 +201,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", dest="json_path", type=Path, help="write one JSON line per processed frame")
     parser.add_argument(
         "--retry-s",
-        type=_non_negative_float,
+        type=number(0),
         default=10.0,
         help="how long to keep trying a camera or stream that cannot be opened or drops out (default 10 s)",
     )
@@ -233,11 +211,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="WxH",
         help="capture size to ask a camera for, e.g. 1280x720 (default: the camera's own)",
     )
-    parser.add_argument("--max-frames", type=_positive_int, help="stop after this many frames read from the source")
+    parser.add_argument(
+        "--max-frames", type=number(1, integer=True), help="stop after this many frames read from the source"
+    )
     parser.add_argument("--no-hud", dest="hud", action="store_false", help="no FPS / latency text on the frames")
     parser.add_argument(
         "--log-every",
-        type=_non_negative_float,
+        type=number(0),
         default=5.0,
         help="headless: a progress line on stderr every this many seconds (0: none; default 5)",
     )

@@ -38,7 +38,10 @@ DEFAULT_PRESENCE = _TRACKER["presence_threshold"].default
 _SMOOTHING = OneEuroSettings()
 
 
-def _number(low: float, high: float = math.inf, integer: bool = False, open_low: bool = False):
+def number(low: float, high: float = math.inf, integer: bool = False, open_low: bool = False):
+    """An argparse type: a finite number (``integer``: an int) >= ``low`` (> with ``open_low``) and
+    <= ``high``, else an error naming the bounds and the text."""
+
     def parse(text: str):
         v = int(text) if integer else float(text)
         if not (math.isfinite(v) and (v > low if open_low else v >= low) and v <= high):
@@ -65,27 +68,27 @@ def add_tracking_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--max-hands",
-        type=_number(1, MAX_HANDS, integer=True),
+        type=number(1, MAX_HANDS, integer=True),
         metavar="N",
         help=f"how many hands to track, 1 to {MAX_HANDS} (default {DEFAULT_MAX_HANDS})",
     )
     g.add_argument(
         "--detector-conf",
-        type=_number(0, 1),
+        type=number(0, 1),
         default=YOLO_CONF_THRESHOLD,
         metavar="P",
         help=f"the detector's confidence threshold (default {YOLO_CONF_THRESHOLD})",
     )
     g.add_argument(
         "--detect-every",
-        type=_number(1, integer=True),
+        type=number(1, integer=True),
         metavar="N",
         help="while fewer than --max-hands are tracked, run the detector every N processed frames "
         f"(default {DEFAULT_DETECT_EVERY}: every frame, as MediaPipe); never while all are tracked",
     )
     g.add_argument(
         "--presence-threshold",
-        type=_number(0, 1),
+        type=number(0, 1),
         metavar="P",
         help="a crop whose presence (the heatmap model: the mean of its 21 peaks) is below this holds no "
         f"hand: a new hand is not started, a tracked one ends (default {DEFAULT_PRESENCE})",
@@ -107,14 +110,14 @@ def add_tracking_arguments(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--min-cutoff",
-        type=_number(0, open_low=True),
+        type=number(0, open_low=True),
         metavar="HZ",
         help="One Euro filter: the cutoff of a still hand, Hz; lower: less jitter, more lag "
         f"(default {_SMOOTHING.min_cutoff:g})",
     )
     g.add_argument(
         "--beta",
-        type=_number(0),
+        type=number(0),
         metavar="B",
         help=f"One Euro filter: how fast the cutoff rises with speed, Hz per px/s; higher: less lag on fast moves "
         f"(default {_SMOOTHING.beta:g})",

@@ -30,3 +30,9 @@ def decode_rgb(data: bytes, name: str) -> np.ndarray:
     if image is None:
         raise ValueError(f"{name}: cannot decode image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def check_rgb(image: np.ndarray, what: str = "image") -> None:
+    """ValueError unless ``image`` is RGB uint8 (H, W, 3) (``what``: the word the message uses)."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an RGB uint8 {what} (H, W, 3), got {image.dtype} {image.shape}")

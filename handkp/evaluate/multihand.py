@@ -49,7 +49,7 @@ PCK_THRESHOLDS = (1, 3, 5, 10)
 MATCH_DISTANCE = 0.5  # mean keypoint distance, in the true hand's sizes (its visible keypoints' box, longer side)
 MATCH_IOU = 0.3
 FPS_CLIP = 30.0  # the clips' timestamps: frame i at i / 30 s
-LABEL_BOX_SCALE = 1.2  # a detector's box spans ~1.2 x the hand's keypoints (handkp.track.roi's measure)
+LABEL_BOX_SCALE = 1.2  # a detector's box spans ~1.2 x the hand's keypoints (handkp.core.roi's measure)
 
 __all__ = ["ClipRun", "LabelBoxes", "match_frame", "run_clips", "run_multihand", "score"]
 

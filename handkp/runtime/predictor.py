@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from ..core.errors import ModelLoadError
+from ..core.images import check_rgb
 
 
 @dataclass
@@ -48,12 +49,6 @@ class Letterbox:
 
 
 NO_LETTERBOX = Letterbox(1.0, 0.0, 0.0)  # an image that is the network's input as it is
-
-
-def check_rgb(image: np.ndarray, what: str = "image") -> None:
-    """ValueError unless ``image`` is RGB uint8 (H, W, 3) (``what``: the word the message uses)."""
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected an RGB uint8 {what} (H, W, 3), got {image.dtype} {image.shape}")
 
 
 def letterbox(image: np.ndarray, size: int, pad_value: tuple[int, int, int]) -> tuple[np.ndarray, Letterbox]:
@@ -144,7 +139,7 @@ class Predictor:
 
     def predict_crops(self, crops: np.ndarray) -> list[Prediction]:
         """Like ``predict_batch`` for (N, S, S, 3) uint8 RGB images already at the input size (S =
-        ``input_size``: e.g. ``handkp.track.roi.crop``'s crops), as they are: no letterbox, one
+        ``input_size``: e.g. ``handkp.core.roi.crop``'s crops), as they are: no letterbox, one
         backend call, keypoints in crop px. No crops: no call, no predictions."""
         if not len(crops):
             return []

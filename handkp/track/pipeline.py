@@ -22,9 +22,9 @@ from collections.abc import Callable
 import numpy as np
 
 from ..core.geometry import keypoint_box
+from ..core.images import check_rgb
+from ..core.roi import Roi, crop
 from ..runtime import Predictor
-from ..runtime.predictor import check_rgb
-from .roi import Roi, crop
 from .tracker import HandTracker, TrackedHand
 
 Detector = Callable[[np.ndarray], np.ndarray]  # RGB frame -> (M, 4) boxes x0, y0, x1, y1 px, best first

@@ -7,7 +7,7 @@ The caller owns the models; per frame it runs:
     for i, frame in enumerate(frames):                     # RGB uint8 (H, W, 3)
         boxes = detector(frame) if tracker.wants_detection(i) else None   # (M, 4) x0 y0 x1 y1 px
         rois = tracker.rois_to_run(i, boxes)               # [Roi]: the tracked hands, then new ones
-        crops = crop(frame, rois)                          # (N, 224, 224, 3), handkp.track.roi
+        crops = crop(frame, rois)                          # (N, 224, 224, 3), handkp.core.roi
         hands = tracker.update([predictor.predict(c) for c in crops])   # [TrackedHand] by id
 
 - **Detection** is wanted while fewer than ``max_hands`` hands are tracked, on every
@@ -42,9 +42,7 @@ import numpy as np
 from ..core.errors import HandkpError
 from ..core.geometry import box_iou, keypoint_box
 from ..core.keypoints import IMAGE_SIZE
-from ..runtime import Prediction
-from .filters import OneEuroFilter, OneEuroSettings
-from .roi import (
+from ..core.roi import (
     PALM_KEYPOINTS,
     Roi,
     palm_size,
@@ -52,6 +50,8 @@ from .roi import (
     roi_from_keypoints,
     to_frame,
 )
+from ..runtime import Prediction
+from .filters import OneEuroFilter, OneEuroSettings
 
 MAX_HANDS = 6  # the assignment tries every ordering: 6! = 720 at most
 DEFAULT_SMOOTHING = OneEuroSettings()

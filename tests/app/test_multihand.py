@@ -35,11 +35,11 @@ from test_live import BLOCK_HEAVY
 from handkp.__main__ import main as cli_main
 from handkp.app import cli, errors, overlay, tracking
 from handkp.core.keypoints import IMAGE_SIZE, NUM_KEYPOINTS
+from handkp.core.roi import PALM_KEYPOINTS
 from handkp.runtime import Predictor, load_predictor
 from handkp.runtime.decoders import YOLO_PAD_RGB
 from handkp.runtime.predictor import letterbox
 from handkp.track import HandTracker, MultiHandPipeline, OneEuroSettings, TrackedHand, YoloHandDetector
-from handkp.track.roi import PALM_KEYPOINTS
 
 REPO = Path(__file__).resolve().parents[2]
 W, H, FPS = 480, 360, 30.0

@@ -16,10 +16,10 @@ from standin_models import PresenceDecoder
 
 from handkp.bench.clips import Clip, FrameHand, make_clips
 from handkp.core.keypoints import IMAGE_SIZE, NUM_KEYPOINTS
+from handkp.core.roi import PALM_KEYPOINTS, to_crop
 from handkp.evaluate.multihand import LABEL_BOX_SCALE, ClipRun, LabelBoxes, run_clips, score
 from handkp.runtime import Predictor
 from handkp.track import HandTracker, MultiHandPipeline, TrackedHand
-from handkp.track.roi import PALM_KEYPOINTS, to_crop
 
 SIGMA = 2.0  # px, the bright dot's Gaussian in the source images
 

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..core.geometry import rotation, similarity, warp_points
-from ..core.images import BORDER_RGB
-from ..core.keypoints import IMAGE_SIZE
-from ..runtime.predictor import check_rgb
+from .geometry import rotation, similarity, warp_points
+from .images import BORDER_RGB, check_rgb
+from .keypoints import IMAGE_SIZE
 
 # The palm: the wrist and the four finger MCPs (MediaPipe's stable landmarks; no fingertips),
 # which move little as the fingers bend. The hand's axis runs from the wrist to the middle MCP.

@@ -8,7 +8,7 @@ import pytest
 from synthetic_hands import hand
 
 from handkp.core.images import BORDER_RGB
-from handkp.track.roi import (
+from handkp.core.roi import (
     Roi,
     crop,
     palm_size,

@@ -7,8 +7,8 @@ import math
 import numpy as np
 
 from handkp.core.keypoints import IMAGE_SIZE, NUM_KEYPOINTS
+from handkp.core.roi import PALM_KEYPOINTS, Roi, to_crop
 from handkp.runtime import Prediction
-from handkp.track.roi import PALM_KEYPOINTS, Roi, to_crop
 
 # An upright open hand, wrist at the origin, palm length 1 (the middle MCP at (0, -1)), y down.
 UPRIGHT_HAND = np.array(

@@ -45,6 +45,7 @@ FAST_PARAMS = {
     },
     "evaluate": {"batch_size": 16, "yolo_conf_threshold": 0.0},
     "yolo": {"epochs": 1, "batch": 8, "workers": 0, "device": "cpu"},
+    "detector": {"imgsz": 224, "sweep": [160, 224]},
     "benchmark": {"warmup": 2, "iterations": 10, "images": 4},
     "quantize": {"calibration_images": 16, "parity_images": 4},
     "speed": {"rounds": 1},

@@ -32,7 +32,7 @@ from handkp.core.errors import ModelLoadError
 from handkp.runtime import BACKENDS, Predictor, load_predictor
 from handkp.runtime.openvino import PRECISIONS
 
-from .errors import EXIT_CODES_HELP, DisplayError, LiveError, ModelError, OutputError, SourceError
+from .errors import EXIT_CODES_HELP, DisplayError, LiveError, ModelError, OutputError, SourceError, UsageError
 from .loop import LiveOptions, run_live
 from .outputs import VIDEO_FOURCC, check_output, display_problem
 from .overlay import LOW_SCORE_STYLES
@@ -46,7 +46,7 @@ FPS / latency readout. q or Esc in the window (or Ctrl-C) stops; a summary is pr
 
 several hands:
   with a detector (--detector; default detector.onnx beside --model, as release/ ships it, else
-  models/yolo.onnx, when either exists) the app tracks up to --max-hands hands (default 2),
+  models/detector.onnx, when either exists) the app tracks up to --max-hands hands (default 2),
   MediaPipe-style: the detector runs on the whole frame while fewer hands are tracked (every
   --detect-every frames), each hand gets a square crop (from the detector's box, then from its own
   keypoints of the frame before, turned so the hand points up unless --no-upright), the keypoint
@@ -55,7 +55,9 @@ several hands:
   smoothed by a One Euro filter (--no-smoothing, --min-cutoff, --beta). The images of a folder are separate pictures: each
   is processed on its own (detector on every image, ids from 0), unless --sequence says they are the
   frames of one video. Without a detector (none found, --detector none, or a YOLO --model): one
-  hand, the whole frame, as before (the app says which on stderr).
+  hand, the whole frame, as before (the app says which on stderr). On still images --refine runs
+  the keypoint model a second time, on a crop placed from each hand's first-pass keypoints (the
+  detector's box, or the whole image in single-hand mode, only places the first).
 
 how frames reach the model:
   cameras and stream URLs: capture runs in its own thread and the model always takes the newest
@@ -103,7 +105,7 @@ examples:
   python -m handkp live --source data/val/hand-keypoints/val/images --model models/heatmap/best.pt --headless --json val.jsonl
   python -m handkp live --source rtsp://camera.local/stream --model model.engine --headless --json out.jsonl
   python -m handkp live --source 0 --model models/heatmap.onnx --backend openvino --precision bf16
-  python -m handkp live --source 0 --model models/heatmap.onnx --detector models/yolo.onnx --max-hands 2
+  python -m handkp live --source 0 --model models/heatmap.onnx --detector models/detector.onnx --max-hands 2
   python -m handkp live --source clip.mp4 --model models/heatmap.onnx --detector none   # one hand, whole frame
 """  # noqa: E501  (example command lines, printed as written)
 )
@@ -165,6 +167,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="the heatmap model: average the heatmaps of its input (the frame, or each hand's crop) and of "
         "its mirror image; more accurate keypoints for two network passes (MMPose's flip test)",
+    )
+    parser.add_argument(
+        "--refine",
+        action="store_true",
+        help="still images (an image folder, not --sequence): each hand's keypoints from a second pass on a crop "
+        "placed upright round its first-pass keypoints (MediaPipe's landmarks -> ROI -> landmarks; twice the "
+        "model's calls). On a video the tracker already places each hand's crop from its keypoints",
     )
     parser.add_argument(
         "--headless",
@@ -238,6 +247,12 @@ def main(args: argparse.Namespace) -> int:
             if problem:
                 raise DisplayError(f"cannot open a window: {problem}")
         source = open_source(args.source)
+        if args.refine and (not source.unrelated or args.sequence):
+            raise UsageError(
+                f"--refine is for still images (an image folder or file, without --sequence), not {source.name}"
+                f"{' with --sequence' if args.sequence else ''}: on a video's frames the tracker already places "
+                "each hand's crop from its keypoints of the frame before"
+            )
         if args.size is not None:
             if not isinstance(source, VideoSource) or not source.live:
                 raise SourceError(f"--size applies to cameras and streams, not to {source.name}")

@@ -41,6 +41,12 @@ class LiveError(HandkpError):
     exit_code = EXIT_ERROR
 
 
+class UsageError(LiveError):
+    """Options the source does not allow (argparse reports the malformed ones itself)."""
+
+    exit_code = EXIT_USAGE
+
+
 class SourceError(LiveError):
     """The source cannot be opened."""
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from handkp.core.errors import ModelLoadError
 from handkp.core.keypoints import NUM_KEYPOINTS
-from handkp.core.paths import YOLO_ONNX
+from handkp.core.paths import DETECTOR_ONNX
 from handkp.runtime import Prediction, Predictor
 from handkp.runtime.decoders import MAX_DETECTIONS, YOLO_CONF_THRESHOLD
 from handkp.track import (
@@ -63,7 +63,7 @@ def add_tracking_arguments(parser: argparse.ArgumentParser) -> None:
         "--detector",
         metavar="PATH",
         help=f"a YOLO-pose ONNX export that finds the hands (default, when --model is not a YOLO model: "
-        f"{DETECTOR_FILE} beside the --model file, as release/ ships it, else {YOLO_ONNX}, "
+        f"{DETECTOR_FILE} beside the --model file, as release/ ships it, else {DETECTOR_ONNX}, "
         f"when either exists; '{NO_DETECTOR}': one hand, the whole frame, no tracking)",
     )
     g.add_argument(
@@ -133,16 +133,17 @@ def _chosen_detector(args: argparse.Namespace, predictor: Predictor) -> tuple[Pa
     if predictor.kind == "yolo":
         return None, "the YOLO model finds its hand in the whole frame itself; --detector PATH to track several"
     beside = Path(args.model).parent / DETECTOR_FILE
-    for path in (beside, YOLO_ONNX):  # the pipeline's export, relative to the working folder
+    for path in (beside, DETECTOR_ONNX):  # the pipeline's export, relative to the working folder
         if path.is_file():
             return path, ""
-    return None, f"neither {beside} nor {YOLO_ONNX} found; --detector PATH to track several hands"
+    return None, f"neither {beside} nor {DETECTOR_ONNX} found; --detector PATH to track several hands"
 
 
 def build_pipeline(args: argparse.Namespace, predictor: Predictor) -> MultiHandPipeline | SingleHandPipeline:
     """The tracking pipeline the options ask for, or without a detector the single-hand one (one
-    hand, the whole frame, as the app always did); says which on stderr. ModelError when the
-    detector cannot be loaded."""
+    hand, the whole frame, as the app always did); says which on stderr. ``--refine``: the
+    single-hand predictor refined (``Predictor.refined``), or the tracking pipeline's ``refine``.
+    ModelError when the detector cannot be loaded, or --refine asks a YOLO model to refine."""
     path, why = _chosen_detector(args, predictor)
     if path is None:
         given = [
@@ -159,11 +160,16 @@ def build_pipeline(args: argparse.Namespace, predictor: Predictor) -> MultiHandP
             )
             if v is not None
         ]
+        try:
+            single = predictor.refined() if args.refine else predictor
+        except ModelLoadError as err:
+            raise ModelError(f"{args.model}: {err}") from err
         log(
             f"no detector ({why}): one hand, the whole frame (single-hand mode)"
+            + (", refined on the hand's crop" if args.refine else "")
             + (f"; {', '.join(given)} ignored" if given else "")
         )
-        return SingleHandPipeline(predictor)
+        return SingleHandPipeline(single)
     max_hands = args.max_hands or DEFAULT_MAX_HANDS
     try:
         detector = YoloHandDetector(
@@ -201,8 +207,9 @@ def build_pipeline(args: argparse.Namespace, predictor: Predictor) -> MultiHandP
         f"tracking up to {max_hands} hands: detector {path} (conf >= {args.detector_conf:g}, "
         f"every {every} frames while fewer are tracked), presence >= {presence:g}, "
         f"crops {'not turned' if args.no_upright else 'upright'}, smoothing {smooth}"
+        + (", each hand refined on a crop placed from its first-pass keypoints" if args.refine else "")
     )
-    return MultiHandPipeline(predictor, detector, tracker)
+    return MultiHandPipeline(predictor, detector, tracker, refine=args.refine)
 
 
 def first_hand(hands: list[TrackedHand]) -> Prediction:

@@ -34,7 +34,9 @@ INT8_PARITY = REPORTS / "deploy" / "int8_parity.json"  # quantize: the INT8 file
 # The YOLO baseline.
 YOLO_DIR = Path("models/yolo")  # yolo_train: best.pt
 YOLO_CHECKPOINT = Path("models/yolo_checkpoint")  # yolo_train: Ultralytics' run folder and the run's record
-YOLO_ONNX = Path("models/yolo.onnx")  # yolo_export
+YOLO_ONNX = Path("models/yolo.onnx")  # yolo_export: at yolo.imgsz (224), the val comparison
+DETECTOR_ONNX = Path("models/detector.onnx")  # detector_export: at detector.imgsz, the hand detector in frames
+DETECTOR_SIZES = Path("models/detector_sizes")  # detector_export: at each detector.sweep size (sized_detector)
 
 # Deployment and measurements of both models.
 ENGINE_DIR = Path("models/engine")  # engine: deployable artefacts for deploy.target
@@ -52,3 +54,8 @@ ACCURACY_TABLE = REPORTS / "ablation" / "accuracy.json"  # scripts/ablation.py: 
 RELEASE_ONNX = RELEASE_DIR / "heatmap.onnx"  # release: the shipped model
 RELEASE_DETECTOR = RELEASE_DIR / "detector.onnx"  # release: the YOLO export beside it, the live app's hand detector
 RELEASE_MANIFEST = RELEASE_DIR / "manifest.json"  # release: its sha256, params, metrics, training figures
+
+
+def sized_detector(size: int) -> Path:
+    """The hand detector exported at input ``size`` px (detector_export): models/detector_sizes/yolo_<S>.onnx."""
+    return DETECTOR_SIZES / f"yolo_{int(size)}.onnx"

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .geometry import rotation, similarity, warp_points
+from .geometry import keypoint_box, rotation, similarity, warp_points
 from .images import BORDER_RGB, check_rgb
 from .keypoints import IMAGE_SIZE
 
@@ -37,6 +37,7 @@ WRIST, MIDDLE_MCP = 0, 9
 PALM_SCALE = 3.5
 PALM_SHIFT = 0.5
 BOX_SCALE = 1.6
+DETECTOR_BOX_SCALE = 1.2  # a detector's box / the hand's keypoint extent (``detector_box``)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,15 @@ def roi_from_box(x0: float, y0: float, x1: float, y1: float, scale: float = BOX_
     if not (math.isfinite(side) and side > 0 and x1 > x0 and y1 > y0):
         raise ValueError(f"expected a box x0 < x1, y0 < y1 and scale > 0, got {(x0, y0, x1, y1)}, scale {scale}")
     return Roi((x0 + x1) / 2, (y0 + y1) / 2, side, 0.0)
+
+
+def detector_box(keypoints: np.ndarray, visible: np.ndarray | None = None) -> np.ndarray:
+    """(4,) float64 x0, y0, x1, y1: a hand's box as a detector frames it, the extent of its
+    (visible) keypoints (21, 2) px ``DETECTOR_BOX_SCALE`` x as large about its centre (what the
+    multihand stage's label boxes stand in with, and where training's new-hand crops are placed)."""
+    box = keypoint_box(keypoints, visible).astype(np.float64)
+    centre, half = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) * DETECTOR_BOX_SCALE / 2
+    return np.concatenate([centre - half, centre + half])
 
 
 def _upright_palm(keypoints: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:

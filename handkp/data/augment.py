@@ -8,16 +8,36 @@ keypoint's identity (no index swap). Photometry and sensor: colour jitter, low l
 Gaussian blur, motion blur, sensor noise, JPEG artefacts. Occlusion: a rectangle of noise or
 colour over part of the hand (the keypoints under it keep their labels). Every operation takes
 its randomness from the ``rng`` it is given, so a sample is a function of its seed.
+
+Like the tracker's crops (``handkp.data.crops``): instead of the whole-image warp, a sample can
+be the crop of a ROI of its hand as the tracker places it (from a detector-like box, or from the
+hand's keypoints, turned upright), jittered as tracking leaves it (the hand moved since the frame
+the ROI came from); and another hand of the split can be pasted beside, over or behind the hand
+before the geometry, so that crops show neighbours (the targets stay the centred hand's).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from ..core.geometry import keypoint_box
 from ..core.images import BORDER_RGB
+from ..core.roi import Roi, palm_size, roi_from_keypoints
+from .crops import detector_roi, has_palm, paste_hand
+
+# Draws another hand for ``augment`` from the sample's rng, its palm at least the given size
+# (px) where the split has such hands: (image (S, S, 3) uint8, keypoints (21, 2) px, visible
+# (21,) bool) of a hand with a palm (``has_palm``), or None when there is none.
+Donor = Callable[[np.random.Generator, float], tuple[np.ndarray, np.ndarray, np.ndarray] | None]
+OTHER_HAND_BEHIND = 0.5  # the pasted hand lies behind the hand (else in front of it)
+# A pasted hand is enlarged by at most this much where the split has hands large enough: more
+# would make it blurrier than the hand, a cue that tells the two apart.
+OTHER_HAND_MAX_ZOOM = 1.25
 
 
 @dataclass(frozen=True)
@@ -27,7 +47,14 @@ class AugmentConfig:
     Photometry (each a probability unless said): colour jitter strength in [0, 1]; gamma
     (range in ``gamma_range``); low_light (brightness × ``low_light_range``); blur (Gaussian);
     motion_blur; noise (Gaussian sensor noise, σ in ``noise_sigma`` grey levels); jpeg (quality in
-    ``jpeg_quality``); occlusion (a rectangle covering ``occlusion_area`` of the hand box)."""
+    ``jpeg_quality``); occlusion (a rectangle covering ``occlusion_area`` of the hand box).
+    Tracker-like crops (``random_crop``): crop, probability of a ROI crop in place of the
+    whole-image warp; crop_from_box, of such a ROI coming from a detector-like box (else from
+    the keypoints, upright); crop_shift ± centre shift, fraction of the ROI's side; crop_scale
+    (min, max) factor on the side (log-uniform); crop_angle_deg ± turn. Other hands
+    (``random_paste``): other_hand, probability; other_hand_scale (min, max) its palm size / the
+    hand's (log-uniform); other_hand_distance (min, max) palm centre to palm centre, in hand
+    sizes (the longer side of the hand's labelled keypoints' extent)."""
 
     rotation_deg: float = 30.0
     scale: tuple[float, float] = (0.75, 1.25)
@@ -46,6 +73,28 @@ class AugmentConfig:
     jpeg_quality: tuple[int, int] = (15, 75)
     occlusion: float = 0.0
     occlusion_area: tuple[float, float] = (0.1, 0.35)
+    crop: float = 0.0
+    crop_from_box: float = 0.3
+    crop_shift: float = 0.15
+    crop_scale: tuple[float, float] = (0.8, 1.25)
+    crop_angle_deg: float = 20.0
+    other_hand: float = 0.0
+    other_hand_scale: tuple[float, float] = (0.7, 1.4)
+    other_hand_distance: tuple[float, float] = (0.3, 1.0)
+
+    def __post_init__(self) -> None:
+        for key in ("crop", "crop_from_box", "other_hand"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ValueError(f"train.augment.{key} = {getattr(self, key)}: expected a probability in [0, 1]")
+        for key in ("crop_scale", "other_hand_scale", "other_hand_distance"):
+            low, high = getattr(self, key)
+            if not 0.0 <= low <= high or (key != "other_hand_distance" and low == 0.0):
+                raise ValueError(f"train.augment.{key} = {getattr(self, key)}: expected [low, high], 0 < low <= high")
+        if self.crop_shift < 0 or self.crop_angle_deg < 0:
+            raise ValueError(
+                f"train.augment.crop_shift = {self.crop_shift}, crop_angle_deg = {self.crop_angle_deg}: "
+                "expected amplitudes >= 0"
+            )
 
     @classmethod
     def from_params(cls, section: dict) -> "AugmentConfig":
@@ -63,10 +112,18 @@ def affine(
     centre = ((size - 1) / 2, (size - 1) / 2)
     m = cv2.getRotationMatrix2D(centre, angle_deg, scale)
     m[:, 2] += shift
-    if mirror:
-        flip = np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-        m = flip[:2] @ np.vstack([m, [0.0, 0.0, 1.0]])
-    return m
+    return mirrored(m, size) if mirror else m
+
+
+def mirrored(m: np.ndarray, size: int) -> np.ndarray:
+    """The warp ``m`` (2×3) followed by a horizontal mirror of its ``size`` × ``size`` output."""
+    flip = np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0]])
+    return flip @ np.vstack([m, [0.0, 0.0, 1.0]])
+
+
+def log_uniform(bounds: tuple[float, float], rng: np.random.Generator) -> float:
+    """A factor drawn uniformly in log between ``bounds`` (low, high > 0)."""
+    return float(np.exp(rng.uniform(*np.log(bounds))))
 
 
 def random_affine(cfg: AugmentConfig, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -75,6 +132,52 @@ def random_affine(cfg: AugmentConfig, size: int, rng: np.random.Generator) -> np
     scale = rng.uniform(*cfg.scale)
     shift = rng.uniform(-cfg.translate, cfg.translate, size=2) * size
     return affine(size, angle, scale, (shift[0], shift[1]), bool(rng.random() < cfg.flip))
+
+
+def random_roi(cfg: AugmentConfig, keypoints: np.ndarray, visible: np.ndarray, rng: np.random.Generator) -> Roi:
+    """A tracker's ROI of the hand (keypoints (21, 2) px, visible (21,) bool): with probability
+    ``crop_from_box`` (always when the hand has no usable palm, ``has_palm``) a new hand's, from a
+    detector-like box (angle 0), else a followed hand's, from its keypoints (upright); then
+    jittered as tracking leaves it: the centre shifted by ± ``crop_shift`` × the side along x
+    and y, the side × a factor in ``crop_scale``, the angle turned by ± ``crop_angle_deg``."""
+    from_box = happens(cfg.crop_from_box, rng) or not has_palm(keypoints, visible)
+    roi = detector_roi(keypoints, visible) if from_box else roi_from_keypoints(keypoints)
+    dx, dy = rng.uniform(-cfg.crop_shift, cfg.crop_shift, size=2) * roi.size
+    factor = log_uniform(cfg.crop_scale, rng)
+    turn = math.radians(rng.uniform(-cfg.crop_angle_deg, cfg.crop_angle_deg))
+    return Roi(roi.cx + float(dx), roi.cy + float(dy), roi.size * factor, roi.angle + turn)
+
+
+def random_crop(
+    cfg: AugmentConfig, keypoints: np.ndarray, visible: np.ndarray, size: int, rng: np.random.Generator
+) -> np.ndarray:
+    """The tracker-like warp (2×3, pixel centres): the ``size`` crop of ``random_roi``, mirrored
+    with probability ``flip``."""
+    m = random_roi(cfg, keypoints, visible, rng).matrix(size)
+    return mirrored(m, size) if rng.random() < cfg.flip else m
+
+
+def random_paste(
+    cfg: AugmentConfig,
+    image: np.ndarray,
+    keypoints: np.ndarray,
+    visible: np.ndarray,
+    donor: Donor,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """``image`` with another hand from ``donor`` pasted (``paste_hand``; the image as it was when
+    the donor has none): its palm ``other_hand_scale`` × the hand's (``has_palm``), turned by
+    any angle, its palm centre ``other_hand_distance`` hand sizes from the hand's in any
+    direction, behind the hand with probability ``OTHER_HAND_BEHIND``, else in front of it."""
+    scale = log_uniform(cfg.other_hand_scale, rng)
+    other = donor(rng, scale * palm_size(keypoints) / OTHER_HAND_MAX_ZOOM)
+    if other is None:
+        return image
+    box = keypoint_box(keypoints, visible)
+    distance = rng.uniform(*cfg.other_hand_distance) * float(max(box[2] - box[0], box[3] - box[1]))
+    direction, angle = rng.uniform(-math.pi, math.pi, size=2)
+    offset = (distance * math.cos(direction), distance * math.sin(direction))
+    return paste_hand(image, keypoints, visible, other, scale, offset, float(angle), rng.random() < OTHER_HAND_BEHIND)
 
 
 def warp_keypoints(keypoints: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -174,12 +277,25 @@ def happens(probability: float, rng: np.random.Generator) -> bool:
 
 
 def augment(
-    image: np.ndarray, keypoints: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator
+    image: np.ndarray,
+    keypoints: np.ndarray,
+    cfg: AugmentConfig,
+    rng: np.random.Generator,
+    visible: np.ndarray | None = None,
+    donor: Donor | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """RGB uint8 (S, S, 3) and keypoints (K, 2) px -> augmented copies (same shapes): the warp,
-    then occlusion, then the photometric and sensor operations in the order a camera applies
-    them (scene light, optics, sensor, compression)."""
-    out, kp = warp(image, keypoints, random_affine(cfg, image.shape[0], rng))
+    """RGB uint8 (S, S, 3) and keypoints (K, 2) px -> augmented copies (same shapes): another
+    hand pasted in (``other_hand``, from ``donor``; a hand without a palm, ``has_palm``, gets none),
+    the warp (a tracker-like crop with probability ``crop``, else the whole-image warp), then
+    occlusion, then the photometric and sensor operations in the order a camera applies them
+    (scene light, optics, sensor, compression). ``visible`` (K,) bool: the labelled keypoints
+    (None: all). Switched off (probability 0), the new operations draw nothing from ``rng``."""
+    labelled = np.ones(len(keypoints), dtype=bool) if visible is None else np.asarray(visible, dtype=bool)
+    if donor is not None and happens(cfg.other_hand, rng) and has_palm(keypoints, labelled):
+        image = random_paste(cfg, image, keypoints, labelled, donor, rng)
+    size = image.shape[0]
+    m = random_crop(cfg, keypoints, labelled, size, rng) if happens(cfg.crop, rng) else random_affine(cfg, size, rng)
+    out, kp = warp(image, keypoints, m)
     if happens(cfg.occlusion, rng):
         out = occlude(out, kp, rng.uniform(*cfg.occlusion_area), rng)
     if cfg.colour > 0:
@@ -187,7 +303,7 @@ def augment(
     if happens(cfg.low_light, rng):
         out = dim(out, rng.uniform(*cfg.low_light_range))
     if happens(cfg.gamma, rng):
-        out = adjust_gamma(out, float(np.exp(rng.uniform(*np.log(cfg.gamma_range)))))
+        out = adjust_gamma(out, log_uniform(cfg.gamma_range, rng))
     if happens(cfg.blur, rng):
         out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 1.5))
     if happens(cfg.motion_blur, rng):

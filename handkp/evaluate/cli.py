@@ -29,6 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="heatmap models: average the heatmaps of each image and of its mirror image (two network passes)",
     )
+    parser.add_argument(
+        "--refine",
+        action="store_true",
+        help="heatmap models: a second pass on each image's hand, cropped upright round the first pass's "
+        "keypoints (MediaPipe's landmarks -> ROI -> landmarks; twice the network calls)",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument(
         "--table", type=Path, default=PREPARED_TABLE, help="the prepared keypoint table (dvc repro prepare)"
@@ -49,7 +55,12 @@ def main(args: argparse.Namespace) -> int:
         if not args.table.is_file():
             raise HandkpError(f"{args.table}: no prepared keypoint table; run `dvc repro prepare` first")
         predictor = load_predictor(
-            args.model, args.backend, args.device, conf_threshold=args.conf_threshold, flip_test=args.flip_test
+            args.model,
+            args.backend,
+            args.device,
+            conf_threshold=args.conf_threshold,
+            flip_test=args.flip_test,
+            refine=args.refine,
         )
         gt = pl.read_parquet(args.table).filter(pl.col("split") == args.split)
         names = gt["image"].unique().sort().to_list()
@@ -57,8 +68,9 @@ def main(args: argparse.Namespace) -> int:
     except HandkpError as err:
         print(f"evaluate: {err}", file=sys.stderr)
         return 1
+    options = [name for name, on in (("the flip test", args.flip_test), ("the refine pass", args.refine)) if on]
     print(
-        f"{args.model}{' with the flip test' if args.flip_test else ''} on {args.split} "
+        f"{args.model}{' with ' + ' and '.join(options) if options else ''} on {args.split} "
         f"({metrics['n_images']:,} images): "
         + ", ".join(f"PCK@{t}px {metrics[f'pck_{t}px']:.3f}" for t in THRESHOLDS_PX)
         + f", AUC {metrics['auc_0_15px']:.3f}, EPE {metrics['epe_mean_px']:.2f} px, {metrics['missed_images']} missed"

@@ -6,9 +6,11 @@ against the labels moved with each hand.
     runs = run_clips(lambda clip: MultiHandPipeline(predictor, detector, HandTracker(...)), clips)
     figures = score(clips, runs)             # {"overall": {...}, "by_hands": {"0": {...}, ...}}
 
-The stage runs the clips twice: with the YOLO detector, and with ``LabelBoxes`` in its place
-(top-down pose evaluation's ground-truth boxes), so that what the detector misses and what the
-tracker and the keypoint model miss read apart.
+The stage runs the clips with the YOLO detector at its input size (``detector.imgsz``), with
+``LabelBoxes`` in its place (top-down pose evaluation's ground-truth boxes), so that what the
+detector misses and what the tracker and the keypoint model miss read apart, and with the detector
+at each size of ``detector.sweep`` (``detector_sweep``: missed hands against FPS, what the size
+is chosen from).
 
 Per frame the predicted hands are matched to the true ones (``match_frame``: at most one each,
 the most pairs, then the smallest mean keypoint distance in the true hand's sizes; a pair needs
@@ -35,9 +37,11 @@ import numpy as np
 import polars as pl
 
 from ..bench.clips import Clip, FrameHand, make_clips
+from ..core.errors import HandkpError
 from ..core.geometry import box_iou
 from ..core.io import sha256_file, write_json
-from ..core.paths import HEATMAP_ONNX, IMAGE_CACHE, MULTIHAND, PREPARED_TABLE, YOLO_ONNX
+from ..core.paths import DETECTOR_ONNX, HEATMAP_ONNX, IMAGE_CACHE, MULTIHAND, PREPARED_TABLE, sized_detector
+from ..core.roi import DETECTOR_BOX_SCALE, detector_box
 from ..data.cache import CacheError, ImageCache
 from ..data.dataset import split_arrays
 from ..runtime import load_predictor
@@ -49,7 +53,6 @@ PCK_THRESHOLDS = (1, 3, 5, 10)
 MATCH_DISTANCE = 0.5  # mean keypoint distance, in the true hand's sizes (its visible keypoints' box, longer side)
 MATCH_IOU = 0.3
 FPS_CLIP = 30.0  # the clips' timestamps: frame i at i / 30 s
-LABEL_BOX_SCALE = 1.2  # a detector's box spans ~1.2 x the hand's keypoints (handkp.core.roi's measure)
 
 __all__ = ["ClipRun", "LabelBoxes", "match_frame", "run_clips", "run_multihand", "score"]
 
@@ -65,18 +68,14 @@ class ClipRun:
 
 class LabelBoxes:
     """The detector's place taken by the labels: the boxes of the true hands of frame ``frame``
-    of ``clip`` (their keypoints' extent, ``LABEL_BOX_SCALE`` x as large about its centre, as a
+    of ``clip`` (``detector_box``: their keypoints' extent, ``DETECTOR_BOX_SCALE`` x as large about its centre, as a
     detector frames a hand), in the clip's order. ``run_clips`` sets ``frame`` before each frame."""
 
     def __init__(self, clip: Clip):
         self.clip, self.frame = clip, 0
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
-        boxes = []
-        for hand in self.clip.truth[self.frame]:
-            b = hand.box()
-            centre, half = (b[:2] + b[2:]) / 2, (b[2:] - b[:2]) * LABEL_BOX_SCALE / 2
-            boxes.append(np.concatenate([centre - half, centre + half]))
+        boxes = [detector_box(hand.keypoints, hand.visible) for hand in self.clip.truth[self.frame]]
         return np.array(boxes, np.float32).reshape(-1, 4)
 
 
@@ -208,11 +207,38 @@ def rounded_score(figures: dict) -> dict:
     }
 
 
+def sweep_row(size: int, figures: dict) -> dict:
+    """One detector size's line of ``detector_sweep``: missed hands, PCK@5 and FPS overall and in
+    the frames with two hands (the live app's default ``--max-hands``)."""
+    overall, two = figures["overall"], figures["by_hands"].get("2", {})
+    return {
+        "imgsz": size,
+        "missed_rate": overall["missed_rate"],
+        "false_hands": overall["false_hands"],
+        "pck_5px": overall["pck_5px"],
+        "fps": overall["fps"],
+        "missed_rate_2_hands": two.get("missed_rate"),
+        "fps_2_hands": two.get("fps"),
+    }
+
+
+def _detector_files(params: dict) -> dict[int, object]:
+    """detector.sweep size -> its export (detector_export); HandkpError naming a missing one."""
+    sizes = sorted({int(s) for s in params["detector"]["sweep"]} | {int(params["detector"]["imgsz"])})
+    files = {s: sized_detector(s) for s in sizes}
+    missing = [str(f) for f in [DETECTOR_ONNX, *files.values()] if not f.is_file()]
+    if missing:
+        raise HandkpError(f"{', '.join(missing)} not found; run dvc repro detector_export")
+    return files
+
+
 def run_multihand(params: dict) -> dict:
     """The multihand stage: ``multihand.n_clips`` clips of val hands through the ONNX heatmap
-    model and the YOLO detector (ONNX Runtime, ``runtime.threads``), smoothing off, then again
-    with ``LabelBoxes`` for the detector -> reports/metrics/multihand.json (the YOLO run's
-    figures at the top, the label-box run's under ``label_boxes``)."""
+    model and the hand detector (``models/detector.onnx``, ``detector.imgsz``; ONNX Runtime,
+    ``runtime.threads``), smoothing off, then with ``LabelBoxes`` for the detector, then with the
+    detector at each ``detector.sweep`` size -> reports/metrics/multihand.json (the detector run's
+    figures at the top, the label-box run's under ``label_boxes``, one line per size under
+    ``detector_sweep``)."""
     cfg, seed = params["multihand"], int(params["seed"])
     names, pixels = ImageCache(IMAGE_CACHE).split("val")
     table_names, keypoints = split_arrays(pl.read_parquet(PREPARED_TABLE), "val")
@@ -236,8 +262,10 @@ def run_multihand(params: dict) -> dict:
         "match_iou": MATCH_IOU,
         "clip_fps": FPS_CLIP,
     }
+    imgsz, sized = int(params["detector"]["imgsz"]), _detector_files(params)
+    settings["detector_imgsz"] = imgsz
     predictor = load_predictor(HEATMAP_ONNX, "onnxruntime", "cpu", threads)
-    detector = YoloHandDetector(YOLO_ONNX, conf_threshold=conf, threads=threads)
+    detector = YoloHandDetector(DETECTOR_ONNX, conf_threshold=conf, threads=threads)
 
     def pipeline(clip_detector: Detector) -> MultiHandPipeline:
         tracker = HandTracker(
@@ -255,13 +283,23 @@ def run_multihand(params: dict) -> dict:
     )
     with_yolo = rounded_score(score(clips, run_clips(lambda clip: pipeline(detector), clips)))
     with_labels = rounded_score(score(clips, run_clips(lambda clip: pipeline(LabelBoxes(clip)), clips)))
+    sweep = []
+    for size, path in sized.items():
+        if size == imgsz:
+            figures = with_yolo  # the same file as models/detector.onnx
+        else:
+            sized_run = YoloHandDetector(path, conf_threshold=conf, threads=threads)
+            figures = rounded_score(score(clips, run_clips(lambda clip, d=sized_run: pipeline(d), clips)))
+        sweep.append(sweep_row(size, figures))
+        print(f"multihand, detector at {size} px: {sweep[-1]}")
     result = {
-        "settings": {**settings, "label_box_scale": LABEL_BOX_SCALE},
-        "files": {"heatmap": sha256_file(HEATMAP_ONNX), "yolo": sha256_file(YOLO_ONNX)},
+        "settings": {**settings, "label_box_scale": DETECTOR_BOX_SCALE},
+        "files": {"heatmap": sha256_file(HEATMAP_ONNX), "detector": sha256_file(DETECTOR_ONNX)},
         **with_yolo,
         "label_boxes": with_labels,
+        "detector_sweep": sweep,
     }
-    for name, o in (("YOLO detector", with_yolo["overall"]), ("label boxes", with_labels["overall"])):
+    for name, o in ((f"detector at {imgsz} px", with_yolo["overall"]), ("label boxes", with_labels["overall"])):
         print(
             f"multihand, {name}: {o['frames']} frames, {o['hands']} hands: PCK@5 {o['pck_5px']}, "
             f"missed {o['missed_hands']}, false {o['false_hands']}, ID switches {o['id_switches']}, {o['fps']} FPS"

@@ -1,19 +1,26 @@
-"""What the optimiser needs beyond AdamW: the learning-rate schedule, EMA weights, and "precise
-BatchNorm" statistics for the EMA weights."""
+"""What the optimiser needs beyond AdamW: the learning-rate schedule, EMA weights, "precise
+BatchNorm" statistics for the EMA weights, and the four together with the network being trained
+(``Optimisation``)."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 
-def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
-    """Linear warm-up to 1, then cosine decay to ``min_ratio``."""
+def lr_factor(step: int, total: int, warmup: int, min_ratio: float, flat: int = 0) -> float:
+    """The learning rate of optimiser step ``step`` (0-based) as a fraction of its peak: a linear
+    warm-up to 1 over ``warmup`` steps, 1 until step ``flat`` (counted from the start; at most
+    ``warmup``: no flat part), then a cosine decay to ``min_ratio`` at step ``total``."""
     if step < warmup:
         return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
+    if step < flat:
+        return 1.0
+    decay_start = max(warmup, flat)
+    progress = (step - decay_start) / max(1, total - decay_start)
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
@@ -52,3 +59,20 @@ def recalibrate_batchnorm(model: nn.Module, batches, device: torch.device) -> No
     for bn, momentum in zip(norms, momenta):
         bn.momentum = momentum
     model.eval()
+
+
+@dataclass
+class Optimisation:
+    """The network being trained, its EMA weights, AdamW and the learning-rate schedule (per step)."""
+
+    model: nn.Module
+    ema: EMA
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+
+    def load(self, state: dict) -> None:
+        """Continues from a saved run state."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.ema.state, self.ema.updates = state["ema"], state["ema_updates"]

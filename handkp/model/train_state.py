@@ -9,6 +9,13 @@ the repository: ``dvc repro`` resumes from whichever of the two is further along
 Once the run has finished, the copy keeps only what writing ``best.pt`` needs (``finished_state``):
 a finished run is never continued, so its optimiser moments and last-epoch weights would only
 weigh on the repository.
+
+A run can also start from another run's weights (``train.warm_start``, ``load_warm_start``): the
+training behind them (``budget``: seconds, epochs, images) is carried along in the run state as
+``budget_before``, so that the manifest states the whole budget, never only this run's.
+
+``RunFiles`` names a run's files, ``Progress`` is what the run has done so far, ``run_state`` the
+dict saved after every epoch.
 """
 
 from __future__ import annotations
@@ -19,18 +26,28 @@ import json
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
-from ..core.io import atomic_path, write_json
+from ..core.errors import HandkpError
+from ..core.io import atomic_path, sha256_file, write_json
+from .optimisation import Optimisation
 
 # The subpackages whose code decides what a training run computes: the train stage's code deps
 # in dvc.yaml are these folders, and the fingerprint hashes the same files.
 TRAINING_PACKAGES = ("core", "data", "model")
 # ``train`` params that change how fast a run goes, not what it computes: left out of the fingerprint.
 OPERATIONAL_KEYS = ("num_workers", "threads", "device", "state_copy", "compile")
+# What a budget counts: the training behind a set of weights (None: not known).
+BUDGET_KEYS = ("train_seconds", "epochs_done", "images_seen")
+
+
+class TrainError(HandkpError):
+    """A ``train`` setting, or a file it names, that a run cannot use; the message names it."""
 
 
 def training_sources() -> list[Path]:
@@ -149,3 +166,195 @@ def copy_state(last_path: Path, copy_path: Path, summary: dict) -> None:
             "saved_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },
     )
+
+
+def add_budgets(budget: dict, before: dict | None) -> dict:
+    """``budget`` plus ``before`` (None: nothing before), key by key (``BUDGET_KEYS``); a count
+    unknown in either is unknown (None) in the sum."""
+    if before is None:
+        return dict(budget)
+    return {k: None if budget[k] is None or before[k] is None else budget[k] + before[k] for k in BUDGET_KEYS}
+
+
+def run_budget(state: dict) -> dict:
+    """All the training behind a run state's weights: its own epochs (``images_seen`` is None in a
+    state saved before the key existed) plus its ``budget_before``."""
+    own = {
+        "train_seconds": state["train_seconds"],
+        "epochs_done": state["epoch"] + 1,
+        "images_seen": state.get("images_seen"),
+    }
+    return add_budgets(own, state.get("budget_before"))
+
+
+def manifest_images_seen(path: Path, state: dict) -> int | None:
+    """The images seen by the run state at ``path`` as the manifest beside it (``.json``, written
+    by ``copy_state``) states them, when that manifest is of the same state (fingerprint, epoch)."""
+    manifest = path.with_suffix(".json")
+    if not manifest.is_file():
+        return None
+    record = json.loads(manifest.read_text())
+    same = record.get("fingerprint") == state.get("fingerprint") and record.get("epochs_done") == state["epoch"] + 1
+    return record.get("images_seen") if same else None
+
+
+def warm_weights(path: Path, source: dict) -> tuple[dict, dict]:
+    """(weights, budget behind them) of a loaded warm-start file: a run state (its best epoch's
+    EMA weights; the images seen from its manifest when the state predates counting them) or a
+    heatmap checkpoint (``save_checkpoint``; its ``budget`` when it records one, else every count
+    unknown)."""
+    if isinstance(source, dict) and "best_state_dict" in source:
+        if source["best_state_dict"] is None:
+            raise TrainError(f"{path}: train.warm_start is a run state without best weights yet")
+        if "images_seen" not in source:
+            source = {**source, "images_seen": manifest_images_seen(path, source)}
+        return source["best_state_dict"], run_budget(source)
+    if isinstance(source, dict) and isinstance(source.get("state_dict"), dict):
+        return source["state_dict"], source.get("budget", dict.fromkeys(BUDGET_KEYS))
+    raise TrainError(
+        f"{path}: train.warm_start is neither a run state (best_state_dict) nor a heatmap checkpoint (state_dict)"
+    )
+
+
+def check_same_layout(path: Path, weights: dict, model: nn.Module) -> None:
+    """Raises TrainError naming ``path`` and the first tensor whose name or shape differs from the network's."""
+    own = model.state_dict()
+    for key, tensor in own.items():
+        if key not in weights:
+            raise TrainError(f"{path}: train.warm_start has no tensor {key} of this network (params' model section)")
+        if tuple(weights[key].shape) != tuple(tensor.shape):
+            raise TrainError(
+                f"{path}: train.warm_start's {key} is {tuple(weights[key].shape)}, this network's "
+                f"{tuple(tensor.shape)} (params' model section)"
+            )
+    extra = [k for k in weights if k not in own]
+    if extra:
+        raise TrainError(f"{path}: train.warm_start has {extra[0]}, which this network lacks (params' model section)")
+
+
+def load_warm_start(path: Path, model: nn.Module) -> tuple[dict, dict]:
+    """Loads the full network weights of the file ``path`` (a run state or a heatmap checkpoint)
+    into ``model``. Returns (``{"path", "sha256"}`` of the file, the budget behind the weights:
+    ``BUDGET_KEYS``). TrainError when the file is missing, unreadable, or its tensors' names or
+    shapes differ from the network's."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainError(f"{path}: train.warm_start names no file")
+    try:
+        source = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # a truncated or foreign file fails in many ways
+        raise TrainError(f"{path}: train.warm_start is unreadable ({err})") from err
+    weights, budget = warm_weights(path, source)
+    check_same_layout(path, weights, model)
+    model.load_state_dict(weights)
+    return {"path": str(path), "sha256": sha256_file(path)}, budget
+
+
+@dataclass
+class RunFiles:
+    """Where a run keeps its results: ``best`` (best.pt), ``last`` (the run state after the last
+    finished epoch) and ``copy`` (``train.state_copy``, None: off)."""
+
+    best: Path
+    last: Path
+    copy: Path | None
+
+    @classmethod
+    def make(cls, out_dir: Path, ckpt_dir: Path, state_copy: str | None) -> RunFiles:
+        """The files in ``out_dir`` and ``ckpt_dir`` (both created)."""
+        out_dir, ckpt_dir = Path(out_dir), Path(ckpt_dir)
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return cls(out_dir / "best.pt", ckpt_dir / "last.pt", Path(state_copy) if state_copy else None)
+
+    @property
+    def resumable(self) -> list[Path]:
+        return [self.last] + ([self.copy] if self.copy else [])
+
+    def check_warm_start(self, warm_start: str | None) -> None:
+        """TrainError when ``train.warm_start`` is one of this run's own files (it would
+        overwrite the weights it started from)."""
+        if not warm_start:
+            return
+        own = {"train.state_copy": self.copy, "the run state": self.last, "the best checkpoint": self.best}
+        for name, path in own.items():
+            if path is not None and Path(warm_start).resolve() == path.resolve():
+                raise TrainError(
+                    f"{warm_start}: train.warm_start is {name} of this run, which overwrites it; "
+                    "copy the file elsewhere and warm-start from the copy"
+                )
+
+
+def hours(seconds: float | None) -> float | None:
+    """Seconds as hours to 3 decimals, as the manifests state them (None stays None)."""
+    return None if seconds is None else round(seconds / 3600, 3)
+
+
+@dataclass
+class Progress:
+    """What the run has done: the next epoch (0-based), the best epoch so far with its weights,
+    the training seconds and images of its epochs, and the warm start it began from (``{"path",
+    "sha256"}``) with the training behind it (``budget_before``: ``BUDGET_KEYS``)."""
+
+    next_epoch: int = 0
+    best: dict = field(default_factory=lambda: {"score": -1.0, "epoch": -1, "metrics": {}})
+    best_state: dict | None = None
+    train_seconds: float = 0.0
+    images_seen: int | None = 0
+    warm_start: dict | None = None
+    budget_before: dict | None = None
+
+    @classmethod
+    def of_state(cls, state: dict) -> Progress:
+        """The progress saved in a run state (one saved before warm starts existed has none)."""
+        return cls(
+            next_epoch=state["epoch"] + 1,
+            best=state["best"],
+            best_state=state["best_state_dict"],
+            train_seconds=state["train_seconds"],
+            images_seen=state.get("images_seen"),
+            warm_start=state.get("warm_start"),
+            budget_before=state.get("budget_before"),
+        )
+
+    def count(self, epoch: int, seconds: float, seen: int) -> None:
+        """Counts the finished ``epoch`` (0-based) of ``seconds`` and ``seen`` images (all ranks)."""
+        self.next_epoch, self.train_seconds = epoch + 1, self.train_seconds + seconds
+        self.images_seen = (epoch + 1) * seen
+
+    def keep_if_best(self, epoch: int, dev: dict, score: float, model: nn.Module) -> None:
+        """Keeps ``model``'s weights (on the CPU) and the ``dev`` metrics when ``score`` beats the best so far."""
+        if score > self.best["score"]:
+            self.best = {"score": score, "epoch": epoch, "metrics": dev}
+            self.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+    def warm_start_record(self) -> dict | None:
+        """For the manifest: the warm start's file (path, sha256) and the training behind it."""
+        if self.warm_start is None:
+            return None
+        return {**self.warm_start, **self.budget_before, "train_hours": hours(self.budget_before["train_seconds"])}
+
+    def total_budget(self) -> dict:
+        """The training behind this run's weights, the warm start's included."""
+        own = {"train_seconds": self.train_seconds, "epochs_done": self.next_epoch, "images_seen": self.images_seen}
+        return add_budgets(own, self.budget_before)
+
+
+def run_state(fp: str, epoch: int, opt: Optimisation, progress: Progress) -> dict:
+    """The run state after ``epoch``: what a resumed run continues from."""
+    return {
+        "fingerprint": fp,
+        "epoch": epoch,
+        "model": opt.model.state_dict(),
+        "optimizer": opt.optimizer.state_dict(),
+        "scheduler": opt.scheduler.state_dict(),
+        "ema": {k: v.cpu() for k, v in opt.ema.state.items()},
+        "ema_updates": opt.ema.updates,
+        "best": progress.best,
+        "best_state_dict": progress.best_state,
+        "train_seconds": progress.train_seconds,
+        "images_seen": progress.images_seen,
+        "warm_start": progress.warm_start,
+        "budget_before": progress.budget_before,
+        "torch_rng": torch.get_rng_state(),
+    }

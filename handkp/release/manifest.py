@@ -4,7 +4,7 @@ the hand detector the live app pairs with it to track several hands) and ``relea
 each file's sha256, the params it was trained with and its val metrics recomputed from the
 released file itself (the heatmap model's also with the flip test); its robustness metrics, the
 pair's multi-hand benchmark, and the training run's figures (epochs, images seen, wall time,
-images/s, hardware, commit)."""
+images/s, hardware, commit), the detector's from the YOLO run's record (``yolo.state_copy``)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import polars as pl
 from ..core.errors import HandkpError
 from ..core.io import atomic_path, sha256_file, write_json
 from ..core.paths import (
+    DETECTOR_ONNX,
     HEATMAP_ONNX,
     IMAGE_CACHE,
     MULTIHAND,
@@ -27,11 +28,12 @@ from ..core.paths import (
     ROBUSTNESS,
     TRAIN_LOGS,
     TRAIN_STATE_COPY,
-    YOLO_ONNX,
+    YOLO_DATA,
 )
 from ..data.cache import ImageCache
 from ..evaluate.evaluation import split_metrics
 from ..runtime import load_predictor
+from ..yolo.run_state import read_record
 
 
 class ReleaseError(HandkpError):
@@ -72,6 +74,38 @@ def training_summary() -> dict:
         "torch": copy.get("torch"),
         "best_epoch": copy.get("best_epoch"),
         "fingerprint": copy.get("fingerprint"),
+        # a run warm-started from another's weights: the training behind them too (never only this run's)
+        "warm_start": copy.get("warm_start"),
+        "total_train_hours": copy.get("total_train_hours"),
+        "total_images_seen": copy.get("total_images_seen"),
+    }
+
+
+def detector_training_summary(state_copy: str | None) -> dict | None:
+    """The YOLO run's figures from its record in ``state_copy`` (``yolo.state_copy``; None: no
+    record, no summary): epochs done of planned, train images seen (epochs x the images of
+    data/yolo/train.txt, as Ultralytics counts an epoch), training hours (images / the epoch's
+    img/s), wall hours (the dev validation of each epoch included), the median img/s, hardware,
+    best epoch, Ultralytics version and commit."""
+    record = read_record(state_copy)
+    if record is None:
+        return None
+    history = record.get("history", [])
+    images = len((YOLO_DATA / "train.txt").read_text().splitlines())
+    speeds = sorted(h["images_per_s"] for h in history if h.get("images_per_s"))
+    return {
+        "epochs": record.get("epochs_done"),
+        "epochs_planned": record.get("epochs"),
+        "finished": record.get("finished"),
+        "images_seen": images * len(history),
+        "train_hours": round(sum(images / h["images_per_s"] for h in history if h.get("images_per_s")) / 3600, 3),
+        "wall_hours": round(sum(h.get("wall_s", 0.0) for h in history) / 3600, 3),
+        "images_per_s_median": speeds[len(speeds) // 2] if speeds else None,
+        "hardware": record.get("hardware"),
+        "best_epoch": record.get("best_epoch"),
+        "ultralytics": record.get("ultralytics"),
+        "fingerprint": record.get("fingerprint"),
+        "commit": record.get("commit"),
     }
 
 
@@ -85,23 +119,24 @@ def _released(source, dest) -> str:
 def _checked_inputs() -> tuple[dict | None, dict | None]:
     """(robustness.json, multihand.json) when present; ReleaseError when either was measured on
     other files than the ones about to be released."""
-    for path, stage in ((HEATMAP_ONNX, "export"), (YOLO_ONNX, "yolo_export")):
+    for path, stage in ((HEATMAP_ONNX, "export"), (DETECTOR_ONNX, "detector_export")):
         if not path.is_file():
             raise ReleaseError(f"{path} not found; run dvc repro {stage} first")
-    files = {"heatmap": sha256_file(HEATMAP_ONNX), "yolo": sha256_file(YOLO_ONNX)}
+    files = {"heatmap": sha256_file(HEATMAP_ONNX), "detector": sha256_file(DETECTOR_ONNX)}
     robustness, multihand = _read_json(ROBUSTNESS), _read_json(MULTIHAND)
     if robustness is not None and robustness.get("files", {}).get("heatmap") != files["heatmap"]:
         raise ReleaseError(f"{ROBUSTNESS} was measured on another {HEATMAP_ONNX}; run dvc repro robustness")
     if multihand is not None and multihand.get("files") != files:
         raise ReleaseError(
-            f"{MULTIHAND} was measured on another {HEATMAP_ONNX} or {YOLO_ONNX}; run dvc repro multihand"
+            f"{MULTIHAND} was measured on another {HEATMAP_ONNX} or {DETECTOR_ONNX}; run dvc repro multihand"
         )
     return robustness, multihand
 
 
 def run_release(params: dict) -> dict:
-    """The release stage: copies models/heatmap.onnx and models/yolo.onnx to release/ (heatmap.onnx,
-    detector.onnx), evaluates each copy on val through ONNX Runtime and writes the manifest."""
+    """The release stage: copies models/heatmap.onnx and models/detector.onnx to release/
+    (heatmap.onnx, detector.onnx), evaluates each copy on val through ONNX Runtime and writes the
+    manifest."""
     robustness, multihand = _checked_inputs()
     threads, batch_size = int(params["runtime"]["threads"]), int(params["evaluate"]["batch_size"])
     conf = float(params["evaluate"]["yolo_conf_threshold"])
@@ -112,7 +147,11 @@ def run_release(params: dict) -> dict:
     flip_tested = split_metrics(
         load_predictor(RELEASE_ONNX, "onnxruntime", "cpu", threads, flip_test=True), gt, cache, batch_size
     )
-    detector_sha = _released(YOLO_ONNX, RELEASE_DETECTOR)
+    refined = split_metrics(
+        load_predictor(RELEASE_ONNX, "onnxruntime", "cpu", threads, refine=True), gt, cache, batch_size
+    )
+    detector_sha = _released(DETECTOR_ONNX, RELEASE_DETECTOR)
+    imgsz = int(params["detector"]["imgsz"])
     detector_val = split_metrics(
         load_predictor(RELEASE_DETECTOR, "onnxruntime", "cpu", threads, conf_threshold=conf), gt, cache, batch_size
     )
@@ -125,6 +164,7 @@ def run_release(params: dict) -> dict:
         "params": {k: params[k] for k in ("seed", "model", "codec", "train")},
         "val": metrics,
         "val_flip_test": flip_tested,  # --flip-test: each image and its mirror image, two network passes
+        "val_refine": refined,  # --refine: the whole image, then the hand's upright crop from those keypoints
         "robustness": None
         if robustness is None
         else {
@@ -137,9 +177,10 @@ def run_release(params: dict) -> dict:
             "file": RELEASE_DETECTOR.name,
             "sha256": detector_sha,
             "bytes": RELEASE_DETECTOR.stat().st_size,
-            "input": "RGB pixels / 255, (1, 3, 224, 224) float32, letterboxed; "
+            "input": f"RGB pixels / 255, (1, 3, {imgsz}, {imgsz}) float32, letterboxed; "
             "Ultralytics YOLO-pose output (see the ONNX metadata)",
-            "params": params["yolo"],
+            "params": {"yolo": params["yolo"], "detector": params["detector"]},
+            "training": detector_training_summary(params["yolo"].get("state_copy")),
             "val": {
                 **detector_val,
                 "conf_threshold": conf,
@@ -147,11 +188,15 @@ def run_release(params: dict) -> dict:
         },
         "multihand": None
         if multihand is None
-        else {"settings": multihand["settings"], "overall": multihand["overall"]},
+        else {
+            "settings": multihand["settings"],
+            "overall": multihand["overall"],
+            "detector_sweep": multihand.get("detector_sweep"),
+        },
         "commit": _git_commit(),
     }
     write_json(RELEASE_MANIFEST, manifest)
-    for label, m in (("", metrics), (", with the flip test", flip_tested)):
+    for label, m in (("", metrics), (", with the flip test", flip_tested), (", with the refine pass", refined)):
         print(
             f"released {RELEASE_ONNX} (sha256 {sha[:12]}…): val PCK@1/3/5/7/10{label} "
             + " / ".join(f"{m[f'pck_{t}px']:.3f}" for t in (1, 3, 5, 7, 10))

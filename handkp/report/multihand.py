@@ -1,6 +1,7 @@
 """The README's "Several hands in larger frames" section, from reports/metrics/multihand.json
 (the multihand stage): the figures overall and per number of true hands in the frame, with the
-YOLO detector, and overall with the labels' boxes in the detector's place."""
+YOLO detector, and overall with the labels' boxes in the detector's place; then the detector's
+input sizes weighed (missed hands against FPS)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def multihand_section(data: ReportData) -> list[str]:
         f"{fmt_count(num(s, 'n_clips'))} synthetic clips of {fmt_count(num(s, 'frames'))} frames "
         f"at {size[0]}×{size[1]}: 0–{fmt_count(num(s, 'max_hands'))} val hands per clip, "
         "each scaled (0.4–1.2), turned and moving, entering and leaving, "
-        "through the YOLO detector, the tracker and the heatmap model "
+        f"through the YOLO detector (input {s.get('detector_imgsz', MISSING)} px), the tracker and the heatmap model "
         f"(detector every {fmt_count(num(s, 'detect_every'))} frame(s) while places are free, presence threshold "
         f"{s.get('presence_threshold', MISSING)}, {crops}, smoothing {smoothing}). PCK in the source image's px "
         "(frame px / the hand's scale); a missed hand's keypoints count as misses; EPE over matched hands.",
@@ -73,4 +74,31 @@ def multihand_section(data: ReportData) -> list[str]:
             "scores with ground-truth boxes: the misses left are the tracker's and the keypoint model's, "
             "the rest of the first row's are the detector's."
         )
+    return lines + _sweep_lines(mh.get("detector_sweep") or [], s.get("detector_imgsz"))
+
+
+def _sweep_lines(sweep: list[dict], chosen) -> list[str]:
+    """The detector's input sizes on the same clips: missed hands and FPS, overall and with two hands."""
+    if not sweep:
+        return []
+    lines = [
+        "",
+        "The detector's input size (each frame letterboxed to it) on the same clips; **bold**: the size in use "
+        "(`detector.imgsz`).",
+        "",
+        "| detector input | missed hands | with 2 hands | false hands | PCK@5px | FPS | FPS with 2 hands |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in sweep:
+        size = f"{row['imgsz']} px"
+        cells = [
+            f"**{size}**" if row["imgsz"] == chosen else size,
+            _rate(num(row, "missed_rate")),
+            _rate(num(row, "missed_rate_2_hands")),
+            fmt_count(num(row, "false_hands")),
+            fmt_pck(num(row, "pck_5px")),
+            fmt_fps(num(row, "fps")),
+            fmt_fps(num(row, "fps_2_hands")),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines

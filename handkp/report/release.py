@@ -1,7 +1,7 @@
 """The README's "What ships" section, from release/manifest.json (the release stage): each released
 file with its sha256, size and val metrics recomputed from the file itself (the heatmap model's
-also with the flip test), and the heatmap model's training run (epochs, images seen, hours,
-images/s, hardware, commit)."""
+also with the flip test and the refine pass), and each model's training run (epochs, images seen,
+hours, images/s, hardware, commit)."""
 
 from __future__ import annotations
 
@@ -34,10 +34,34 @@ def _training_line(training: dict, commit: str | None) -> str:
         f"{MISSING if hours is None else f'{hours:.1f}'} h on {training.get('hardware') or MISSING} "
         f"(median {MISSING if speed is None else f'{speed:.1f}'} images/s)"
     )
+    total = num(training, "total_train_hours")
+    if training.get("warm_start") and total is not None:
+        line += (
+            f", continued from `{training['warm_start'].get('path', MISSING)}`: "
+            f"{total:.1f} h and {fmt_count(num(training, 'total_images_seen'))} images in all"
+        )
     if num(training, "best_epoch") is not None:
         best = fmt_count(num(training, "best_epoch"))
         line += f"; the released weights are the EMA weights of its best dev epoch, {best}"
     return line + (f"; released from commit `{commit[:7]}`." if commit else ".")
+
+
+def _detector_training_line(training: dict) -> str:
+    hours, wall, speed = num(training, "train_hours"), num(training, "wall_hours"), num(training, "images_per_s_median")
+    done, planned = fmt_count(num(training, "epochs")), fmt_count(num(training, "epochs_planned"))
+    hardware = training.get("hardware")
+    if isinstance(hardware, list):  # the YOLO record: one entry per machine the run ran on
+        hardware = ", ".join(sorted({h.get("cpu") or h.get("device") or MISSING for h in hardware}))
+    line = (
+        f"The detector's training run (YOLO, Ultralytics {training.get('ultralytics') or MISSING}): "
+        f"{done} of {planned} epochs, {fmt_count(num(training, 'images_seen'))} train images seen in "
+        f"{MISSING if hours is None else f'{hours:.1f}'} h of training "
+        f"({MISSING if wall is None else f'{wall:.1f}'} h with its per-epoch dev validation) on "
+        f"{hardware or MISSING} (median {MISSING if speed is None else f'{speed:.1f}'} images/s)"
+    )
+    if num(training, "best_epoch") is not None:
+        line += f"; the released weights are those of its best dev epoch, {fmt_count(num(training, 'best_epoch'))}"
+    return line + ("." if training.get("finished") else "; the run has not finished.")
 
 
 def release_section(data: ReportData) -> list[str]:
@@ -59,14 +83,12 @@ def release_section(data: ReportData) -> list[str]:
         "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|",
         _row(f"{folder}/{m.get('file', MISSING)}", "keypoint model", m),
     ]
-    if m.get("val_flip_test"):
-        lines.append(
-            _row(
-                f"{folder}/{m.get('file', MISSING)}",
-                "keypoint model, flip test (`--flip-test`: 2 passes)",
-                {**m, "val": m["val_flip_test"]},
-            )
-        )
+    for key, role in (
+        ("val_flip_test", "keypoint model, flip test (`--flip-test`: 2 passes)"),
+        ("val_refine", "keypoint model, refine pass (`--refine`: 2 passes)"),
+    ):
+        if m.get(key):
+            lines.append(_row(f"{folder}/{m.get('file', MISSING)}", role, {**m, "val": m[key]}))
     detector = m.get("detector")
     if detector:
         conf = num(detector.get("val"), "conf_threshold")
@@ -80,6 +102,14 @@ def release_section(data: ReportData) -> list[str]:
             "- The flip test averages the heatmaps of each image and of its mirror image (MMPose's flip test): "
             "the same file, two network passes, so about twice its model-only latency in the latency tables."
         )
+    if m.get("val_refine"):
+        lines.append(
+            "- The refine pass runs the model on the whole image, then again on the hand's crop placed from "
+            "those keypoints and turned upright (MediaPipe's landmarks-to-ROI), as the live app does on still "
+            "images with `--refine`: two network passes."
+        )
+    if detector and detector.get("training"):
+        lines.append(f"- {_detector_training_line(detector['training'])}")
     if detector:
         lines.append(
             "- The detector's row scores it as a one-hand keypoint model on the val crops; its missed images "

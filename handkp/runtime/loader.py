@@ -39,21 +39,26 @@ def load_predictor(
     conf_threshold: float = YOLO_CONF_THRESHOLD,
     precision: str | None = None,
     flip_test: bool = False,
+    refine: bool = False,
 ) -> Predictor:
     """A predictor for a checkpoint (.pt, torch backend), an ONNX file (onnxruntime, or openvino),
     a TensorRT engine or an OpenVINO IR. ``backend='auto'`` picks from the file's suffix;
     ``conf_threshold`` is the YOLO decoder's detection threshold. ``precision`` (openvino: fp32 |
     bf16 | int8) None is the file's own: fp32, or what an IR's sidecar records; torch and
     onnxruntime accept fp32 (what they run), tensorrt none (an engine's precision is built in).
-    ``flip_test``: the heatmap model's flip test (``Predictor.infer``), two network passes."""
+    ``flip_test``: the heatmap model's flip test (``Predictor.infer``), two network passes.
+    ``refine``: the heatmap model's refine pass in ``predict``/``predict_batch`` (a second pass on
+    the hand's crop, ``Predictor.refine_pass``): twice the network calls (four with the flip test)."""
     path = Path(model_path)
     predictor = _backend_predictor(path, backend, device, threads, conf_threshold, precision)
-    if not flip_test:
-        return predictor
     try:
-        return predictor.flip_tested()
+        if flip_test:
+            predictor = predictor.flip_tested()
+        if refine:
+            predictor = predictor.refined()
     except ModelLoadError as err:
         raise ModelLoadError(f"{path}: {err}") from err
+    return predictor
 
 
 def _backend_predictor(

@@ -7,8 +7,11 @@ and backend (evaluation, benchmark, live app).
 The model's own part (input convention, decode) is its decoder (``handkp.runtime.decoders``);
 the backend is any callable (N, 3, S, S) float32 -> raw outputs. ``flip_tested()`` gives the same
 predictor with MMPose's flip test (heatmap mode): two network passes, more accurate keypoints.
-Besides one image: ``predict_batch`` (several, letterboxed), ``predict_crops`` (images already at
-the input size, no letterbox: the tracker's crops) and ``detect`` (every hand a YOLO model sees)."""
+``refined()`` gives it MediaPipe's landmarks -> ROI -> landmarks on one image (``refine_pass``):
+the whole image letterboxed, then the hand's upright crop placed from those keypoints, twice the
+network calls. Besides one image: ``predict_batch`` (several, letterboxed), ``predict_crops``
+(images already at the input size, no letterbox: the tracker's crops) and ``detect`` (every hand a
+YOLO model sees)."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import numpy as np
 
 from ..core.errors import ModelLoadError
 from ..core.images import check_rgb
+from ..core.roi import PALM_KEYPOINTS, crop, palm_size, roi_from_keypoints, to_frame
 
 
 @dataclass
@@ -68,7 +72,8 @@ def letterbox(image: np.ndarray, size: int, pad_value: tuple[int, int, int]) -> 
 
 class Predictor:
     """A decoder (the model's input convention and decode), a backend and the input size; with
-    ``flip_test`` the heatmaps are those of the flip test (``infer``)."""
+    ``flip_test`` the heatmaps are those of the flip test (``infer``); with ``refine``, ``predict``
+    and ``predict_batch`` add the refine pass (``refine_pass``)."""
 
     def __init__(
         self,
@@ -77,17 +82,25 @@ class Predictor:
         run: Callable[[np.ndarray], np.ndarray],
         input_size: int,
         flip_test: bool = False,
+        refine: bool = False,
     ):
-        if flip_test and decoder.kind != "heatmap":
-            raise ModelLoadError(
-                f"the flip test averages heatmaps: it runs the heatmap model, not a {decoder.kind} model"
-            )
+        for wanted, what in (
+            (flip_test, "the flip test averages heatmaps"),
+            (refine, "the refine pass runs the keypoint model again on the hand's crop"),
+        ):
+            if wanted and decoder.kind != "heatmap":
+                raise ModelLoadError(f"{what}: it runs the heatmap model, not a {decoder.kind} model")
         self.decoder, self.backend, self.run, self.input_size = decoder, backend_name, run, input_size
-        self.flip_test = flip_test
+        self.flip_test, self.refine = flip_test, refine
 
     def flip_tested(self) -> Predictor:
         """This predictor with the flip test (ModelLoadError for a YOLO model)."""
-        return Predictor(self.decoder, self.backend, self.run, self.input_size, flip_test=True)
+        return Predictor(self.decoder, self.backend, self.run, self.input_size, True, self.refine)
+
+    def refined(self) -> Predictor:
+        """This predictor with the refine pass in ``predict`` and ``predict_batch`` (ModelLoadError
+        for a YOLO model)."""
+        return Predictor(self.decoder, self.backend, self.run, self.input_size, self.flip_test, True)
 
     @property
     def kind(self) -> str:
@@ -128,19 +141,47 @@ class Predictor:
         return self.decoder.decode(raw, box)
 
     def predict(self, image: np.ndarray) -> Prediction:
+        """The hand in an RGB uint8 (H, W, 3) image, keypoints in its px: the image letterboxed
+        to the input, then with ``refine`` the refine pass."""
         x, box = self.preprocess(image)
-        return self.postprocess(self.infer(x), box)
+        first = self.postprocess(self.infer(x), box)
+        return self.refine_pass([image], [first])[0] if self.refine else first
 
     def predict_batch(self, images: list[np.ndarray]) -> list[Prediction]:
-        """Like ``predict`` for several images, in one backend call."""
+        """Like ``predict`` for several images, in one backend call (with ``refine``: two, the
+        second on the crops of the images whose hand it refines)."""
         prepared = [self.preprocess(im) for im in images]
         raw = self.infer(np.concatenate([x for x, _ in prepared]))
-        return [self.postprocess(raw[i : i + 1], box) for i, (_, box) in enumerate(prepared)]
+        first = [self.postprocess(raw[i : i + 1], box) for i, (_, box) in enumerate(prepared)]
+        return self.refine_pass(images, first) if self.refine else first
+
+    def refine_pass(self, images: list[np.ndarray], first: list[Prediction], upright: bool = True) -> list[Prediction]:
+        """MediaPipe's landmarks -> ROI -> landmarks: for each RGB uint8 (H, W, 3) image and its
+        first prediction (keypoints in that image's px) whose hand was found with finite palm
+        keypoints of some extent, the model again on the hand's ROI (``roi_from_keypoints``,
+        turned upright unless ``upright`` is False) cut at the input size (``crop``), all the crops
+        in one ``predict_crops`` call, keypoints mapped back to image px (``to_frame``). A second
+        pass that finds no hand keeps the first prediction, as does an image it does not run on;
+        the heatmap model always finds one (its presence says how sure it is), so its second
+        pass is kept. Used by ``predict``/``predict_batch`` with ``refine``; callable on any
+        predictor (``handkp.track.MultiHandPipeline`` refines the tracker's crops with it)."""
+        if len(images) != len(first):
+            raise ValueError(f"{len(first)} first predictions for {len(images)} images")
+        todo = [i for i, p in enumerate(first) if _placeable(p)]
+        rois = [roi_from_keypoints(first[i].keypoints, upright=upright) for i in todo]
+        crops = [crop(images[i], [roi], self.input_size) for i, roi in zip(todo, rois)]
+        second = self.predict_crops(np.concatenate(crops)) if crops else []
+        out = list(first)
+        for i, roi, p in zip(todo, rois, second):
+            if p.found:
+                out[i] = Prediction(to_frame(roi, p.keypoints, self.input_size), p.scores, True, p.presence)
+        return out
 
     def predict_crops(self, crops: np.ndarray) -> list[Prediction]:
         """Like ``predict_batch`` for (N, S, S, 3) uint8 RGB images already at the input size (S =
         ``input_size``: e.g. ``handkp.core.roi.crop``'s crops), as they are: no letterbox, one
-        backend call, keypoints in crop px. No crops: no call, no predictions."""
+        backend call (two with the flip test), keypoints in crop px; never the refine pass (the
+        caller placed the crops). No crops: no call, no predictions."""
         if not len(crops):
             return []
         raw = self.infer(self.decoder.to_input(crops))
@@ -155,3 +196,9 @@ class Predictor:
             raise ValueError(f"detect needs a YOLO-pose model; a {self.kind} model finds one hand per image (predict)")
         x, box = self.preprocess(image)
         return self.decoder.detections(self.infer(x), box, (image.shape[1], image.shape[0]))
+
+
+def _placeable(prediction: Prediction) -> bool:
+    """Whether a prediction's hand gives a ROI: found, palm keypoints finite and not all at one point."""
+    palm = prediction.keypoints[list(PALM_KEYPOINTS)]
+    return prediction.found and bool(np.isfinite(palm).all()) and palm_size(prediction.keypoints) > 0

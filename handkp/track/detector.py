@@ -1,7 +1,7 @@
 """Hands in a whole frame: a YOLO-pose ONNX export as the tracker's detector, every hand it sees
 (the runtime's ``YoloPoseDecoder.decode`` keeps only the best one).
 
-    detector = YoloHandDetector("models/yolo.onnx", conf_threshold=0.25)
+    detector = YoloHandDetector("models/detector.onnx", conf_threshold=0.25)
     boxes = detector(rgb)              # (M, 4) float32 x0, y0, x1, y1 frame px, best first
     found = detector.detect(rgb)       # Detections: boxes, scores (M,), keypoints (M, 21, 3)
 

@@ -11,16 +11,23 @@ The caller owns the models; per frame it runs:
         hands = tracker.update([predictor.predict(c) for c in crops])   # [TrackedHand] by id
 
 - **Detection** is wanted while fewer than ``max_hands`` hands are tracked, on every
-  ``detect_every``-th frame (counted from its last run; 1 = every such frame, as MediaPipe);
-  never while ``max_hands`` are tracked. A box overlapping a tracked hand's box (IoU >=
-  ``iou_threshold``) is that hand, not a new one; the others (in the detector's order, best
-  first) fill the free places.
+  ``detect_every``-th frame (counted from its last run; 1 = every such frame, as MediaPipe), and
+  on the frame after a duplicate freed a place (below); never while ``max_hands`` are tracked.
+  A box overlapping a tracked hand's box (IoU >= ``iou_threshold``) is that hand, not a new one;
+  the others (in the detector's order, best first) fill the free places.
 - **Following**: a tracked hand's crop comes from its last keypoints (``roi_from_keypoints``),
   turned so the hand points up (``upright``, MediaPipe's choice for a model trained on such crops)
   or not turned.
 - **Observations**: each crop's prediction with ``found`` and presence >= ``presence_threshold``,
-  mapped back to frame px. Two observations whose keypoints lie within ``duplicate_distance`` palm
-  sizes (mean distance) are one hand: the more present one (on a tie: the tracked hand's) stays.
+  mapped back to frame px.
+- **Duplicates** (MediaPipe's rule): two observations are one hand when most of their keypoints
+  coincide and their keypoint boxes overlap: at least ``duplicate_fraction`` of the 21 keypoints
+  lie within ``duplicate_distance`` palm sizes (the larger palm of the two) of the other's same
+  keypoint, and the boxes' IoU is at least ``duplicate_iou``. Two hands side by side, touching,
+  are two (their keypoints do not coincide). The more present one stays (on a tie: the tracked
+  hand's, whose crops come first). When a duplicate is dropped and a tracked hand is left
+  without an observation (the classic failure: its crop returned the neighbour's keypoints), its
+  place is free and the detector runs again on the next frame, whatever ``detect_every`` says.
 - **Assignment** (motion-consistent, so crossing hands keep their ids even where a crop shows the
   other hand): observations go to tracks by palm centre, against where each track's palm centre
   is expected now (its last one moved at its last speed); the most pairs within ``max_jump``
@@ -115,7 +122,10 @@ class HandTracker:
     """Tracks up to ``max_hands`` hands with stable ids (the module's docstring: the per-frame
     calls and the rules). ``crop_size``: the side of the crops the predictions' keypoints are in;
     ``fps``: turns frame indices into seconds when ``rois_to_run`` gets no timestamp; ``upright``:
-    a followed hand's crop is turned so that the hand points up (False: not turned)."""
+    a followed hand's crop is turned so that the hand points up (False: not turned);
+    ``duplicate_distance`` (palm sizes), ``duplicate_fraction`` and ``duplicate_iou``: when two
+    observations are one hand (MediaPipe's hand deduplication: within 0.2 × the larger hand's
+    palm, 10 of the 21 keypoints, IoU above 0.2; the default fraction here, half, asks for 11)."""
 
     def __init__(
         self,
@@ -124,7 +134,9 @@ class HandTracker:
         presence_threshold: float = 0.3,
         iou_threshold: float = 0.5,
         max_jump: float = 1.5,
-        duplicate_distance: float = 0.25,
+        duplicate_distance: float = 0.2,
+        duplicate_fraction: float = 0.5,
+        duplicate_iou: float = 0.2,
         smoothing: OneEuroSettings | None = DEFAULT_SMOOTHING,
         crop_size: int = IMAGE_SIZE,
         fps: float = 30.0,
@@ -134,9 +146,15 @@ class HandTracker:
             raise ValueError(f"max_hands must be 1 … {MAX_HANDS}, got {max_hands}")
         if detect_every < 1 or fps <= 0:
             raise ValueError(f"detect_every must be >= 1 and fps > 0, got {detect_every}, {fps}")
+        if not (duplicate_distance >= 0 and 0 < duplicate_fraction <= 1 and 0 <= duplicate_iou <= 1):
+            raise ValueError(
+                f"expected duplicate_distance >= 0, duplicate_fraction in (0, 1] and duplicate_iou in [0, 1], "
+                f"got {duplicate_distance}, {duplicate_fraction}, {duplicate_iou}"
+            )
         self.max_hands, self.detect_every = max_hands, detect_every
         self.presence_threshold, self.iou_threshold = presence_threshold, iou_threshold
         self.max_jump, self.duplicate_distance = max_jump, duplicate_distance
+        self.duplicate_fraction, self.duplicate_iou = duplicate_fraction, duplicate_iou
         self.smoothing, self.crop_size, self.fps, self.upright = smoothing, crop_size, fps, upright
         self.reset()
 
@@ -146,15 +164,19 @@ class HandTracker:
         self._tracks: list[_Track] = []
         self._next_id = 0
         self._last_detection: int | None = None
+        self._place_freed = False  # a duplicate left a tracked hand without an observation
         self._pending: list[Roi] | None = None
         self._time = 0.0
 
     def wants_detection(self, frame_index: int) -> bool:
         """Whether to run the detector on this frame: fewer than max_hands tracked, and
-        ``detect_every`` frames since its last run (or it never ran)."""
+        ``detect_every`` frames since its last run (or it never ran), or a duplicate freed a place
+        on the frame before."""
         if len(self._tracks) >= self.max_hands:
             return False
-        return self._last_detection is None or frame_index - self._last_detection >= self.detect_every
+        return (
+            self._place_freed or self._last_detection is None or frame_index - self._last_detection >= self.detect_every
+        )
 
     def rois_to_run(
         self, frame_index: int, detections: np.ndarray | None = None, timestamp: float | None = None
@@ -186,11 +208,13 @@ class HandTracker:
         rois, self._pending = self._pending, None
         if len(predictions) != len(rois):
             raise TrackerError(f"{len(predictions)} predictions for {len(rois)} ROIs")
-        seen = self._distinct([o for roi, p in zip(rois, predictions) if (o := self._observe(roi, p)) is not None])
+        observed = [o for roi, p in zip(rois, predictions) if (o := self._observe(roi, p)) is not None]
+        seen = self._distinct(observed)
         pairs = best_assignment(self._motion_costs(seen), self.max_jump)
         matched = {c: r for r, c in pairs}
         kept = [self._follow(self._tracks[r], seen[c]) for r, c in sorted(pairs)]
         started = [self._start(o) for c, o in enumerate(seen) if c not in matched]
+        self._place_freed = len(seen) < len(observed) and len(kept) < len(self._tracks)
         self._tracks = sorted(kept + started, key=lambda t: t.hand.id)
         return [t.hand for t in self._tracks]
 
@@ -206,13 +230,22 @@ class HandTracker:
         )
 
     def _distinct(self, seen: list[_Observation]) -> list[_Observation]:
-        """The observations less their duplicates (the same hand seen in two crops)."""
+        """The observations less their duplicates (the same hand seen in two crops: ``_same_hand``)."""
         kept: list[_Observation] = []
         for o in sorted(seen, key=lambda o: -o.presence):  # stable: tracked hands' crops first on ties
-            distances = [np.linalg.norm(o.keypoints - k.keypoints, axis=1).mean() / k.palm for k in kept]
-            if all(d > self.duplicate_distance for d in distances):
+            if not any(self._same_hand(o, k) for k in kept):
                 kept.append(o)
         return kept
+
+    def _same_hand(self, a: _Observation, b: _Observation) -> bool:
+        """MediaPipe's duplicate rule (the module's docstring): enough keypoints within
+        ``duplicate_distance`` × the larger palm of their counterparts, and keypoint boxes that
+        overlap by IoU >= ``duplicate_iou``."""
+        near = np.linalg.norm(a.keypoints - b.keypoints, axis=1) <= self.duplicate_distance * max(a.palm, b.palm)
+        return bool(
+            near.mean() >= self.duplicate_fraction
+            and box_iou(keypoint_box(a.keypoints), keypoint_box(b.keypoints)) >= self.duplicate_iou
+        )
 
     def _motion_costs(self, seen: list[_Observation]) -> np.ndarray:
         """(tracks, observations): palm-centre distance from where each track is expected now, in

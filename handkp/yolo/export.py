@@ -1,4 +1,6 @@
-"""ONNX export of the YOLO-pose baseline."""
+"""ONNX exports of the YOLO-pose baseline: at the heatmap model's input size for the comparison on
+val (``yolo_export``), and at the hand detector's own input size for frames, with the sizes the
+``multihand`` stage weighs against each other (``detector_export``)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..core.paths import YOLO_DIR, YOLO_ONNX
+from ..core.errors import HandkpError
+from ..core.paths import DETECTOR_ONNX, DETECTOR_SIZES, YOLO_DIR, YOLO_ONNX, sized_detector
 from .ultralytics import YoloError, configure_ultralytics
 
 
@@ -41,3 +44,29 @@ def run_yolo_export(params: dict) -> Path:
     out = export_onnx(YOLO_DIR / "best.pt", YOLO_ONNX, params["yolo"]["imgsz"])
     print(f"wrote {out}")
     return out
+
+
+def detector_sizes(cfg: dict) -> list[int]:
+    """The ``detector`` section's input sizes, checked: ``sweep`` (px, each a multiple of 32, the
+    YOLO stride) holding ``imgsz``, in increasing order."""
+    sizes = sorted({int(s) for s in cfg["sweep"]})
+    imgsz = int(cfg["imgsz"])
+    bad = [s for s in sizes if s < 32 or s % 32]
+    if bad or imgsz not in sizes:
+        raise HandkpError(
+            f"params.yaml detector: sweep {cfg['sweep']} must be multiples of 32 (YOLO's stride) and hold "
+            f"imgsz {imgsz}" + (f"; not multiples of 32: {bad}" if bad else "")
+        )
+    return sizes
+
+
+def run_detector_export(params: dict) -> Path:
+    """The detector_export stage: models/yolo/best.pt at each ``detector.sweep`` size ->
+    models/detector_sizes/yolo_<S>.onnx, and at ``detector.imgsz`` -> models/detector.onnx (the
+    hand detector of the multihand stage, the live app and release/detector.onnx)."""
+    cfg = params["detector"]
+    for size in detector_sizes(cfg):
+        export_onnx(YOLO_DIR / "best.pt", sized_detector(size), size)
+    shutil.copyfile(sized_detector(cfg["imgsz"]), DETECTOR_ONNX)
+    print(f"wrote {DETECTOR_ONNX} ({cfg['imgsz']} px) and {DETECTOR_SIZES}/ ({', '.join(map(str, cfg['sweep']))} px)")
+    return DETECTOR_ONNX

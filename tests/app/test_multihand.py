@@ -34,8 +34,9 @@ from test_live import BLOCK_HEAVY
 
 from handkp.__main__ import main as cli_main
 from handkp.app import cli, errors, overlay, tracking
+from handkp.core.geometry import rotation
 from handkp.core.keypoints import IMAGE_SIZE, NUM_KEYPOINTS
-from handkp.core.roi import PALM_KEYPOINTS
+from handkp.core.roi import PALM_KEYPOINTS, roi_from_keypoints
 from handkp.runtime import Predictor, load_predictor
 from handkp.runtime.decoders import YOLO_PAD_RGB
 from handkp.runtime.predictor import letterbox
@@ -388,7 +389,7 @@ def test_cli_with_the_real_network_matches_the_pipeline(tmp_path, scene, real_mo
 
 def test_without_a_detector_one_hand_the_whole_frame(tmp_path, scene, real_models, monkeypatch, capsys):
     """No detector (none beside the model nor in ./models, or --detector none): today's single-hand
-    mode, said so; ./models/yolo.onnx is the default detector when present, a detector.onnx beside
+    mode, said so; ./models/detector.onnx is the default detector when present, a detector.onnx beside
     the model (as release/ ships it) before it; a missing one is a model error (4)."""
     heatmap, detector = real_models
     monkeypatch.chdir(tmp_path)
@@ -410,7 +411,7 @@ def test_without_a_detector_one_hand_the_whole_frame(tmp_path, scene, real_model
     ]
     assert cli_main([*base, "--beta", "0.1"]) == 0
     err = capsys.readouterr().err
-    assert f"no detector (neither {heatmap.parent / 'detector.onnx'} nor models/yolo.onnx found" in err
+    assert f"no detector (neither {heatmap.parent / 'detector.onnx'} nor models/detector.onnx found" in err
     assert "single-hand mode" in err and "--beta ignored" in err
     predictor = load_predictor(heatmap, threads=1)
     cap = cv2.VideoCapture(str(scene.clip))
@@ -421,10 +422,10 @@ def test_without_a_detector_one_hand_the_whole_frame(tmp_path, scene, real_model
         assert r["keypoints"] == r["hands"][0]["keypoints"]
 
     (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "yolo.onnx").write_bytes(detector.read_bytes())
+    (tmp_path / "models" / "detector.onnx").write_bytes(detector.read_bytes())
     assert cli_main(base) == 0
     err = capsys.readouterr().err
-    assert "tracking up to 2 hands: detector models/yolo.onnx" in err and "crops upright" in err
+    assert "tracking up to 2 hands: detector models/detector.onnx" in err and "crops upright" in err
     assert cli_main([*base, "--no-upright"]) == 0
     assert "crops not turned" in capsys.readouterr().err
     (tmp_path / "release").mkdir()
@@ -462,3 +463,86 @@ def test_each_hand_in_its_id_colour_with_its_box():
         assert (np.abs(region - not_own).sum(1) < 30).sum() == 0
     assert overlay.hand_color(0) != overlay.hand_color(1)
     assert np.array_equal(overlay.annotate_hands(frame, []), frame)
+
+
+def test_refine_on_still_images_crops_each_hand_again_from_its_keypoints(
+    tmp_path, scene, frames_folder, monkeypatch, capsys
+):
+    """--refine on an image folder (separate pictures): after the detector's box crops, one more
+    batched model call on crops placed from each hand's first-pass keypoints, upright (the
+    stand-in reads where each crop was taken from its pixels), and the hands' keypoints where
+    they are. On a video or with --sequence it is a usage error (2)."""
+    model = standin_keypoint_model(scene)
+    first_backend, inputs = model.run, []
+    model.run = lambda x: inputs.append(x.copy()) or first_backend(x)
+    monkeypatch.setattr(cli, "load_predictor", lambda *a, **k: model)
+    monkeypatch.setattr(tracking, "YoloHandDetector", lambda *a, **k: standin_detector(scene))
+    out_json = tmp_path / "refined.jsonl"
+    base = ["live", "--model", "standin-keypoints.onnx", "--detector", "standin-detector.onnx", "--headless"]
+    options = ["--no-smoothing", "--log-every", "0", "--max-frames", "8", "--json", str(out_json), "--refine"]
+    assert cli_main([*base, "--source", str(frames_folder), *options]) == 0, capsys.readouterr().err
+    assert "each hand refined on a crop placed from its first-pass keypoints" in capsys.readouterr().err
+    assert [len(x) for x in inputs] == [2] * 12  # frames 2-7: two hands, two calls each; none on a hand-free frame
+    records = read_jsonl(out_json)
+    for i, (r, truth) in enumerate(zip(records, scene.keypoints)):
+        assert [h["id"] for h in r["hands"]] == list(range(len(truth)))
+        for h, name in zip(r["hands"], truth):
+            np.testing.assert_allclose(np.array(h["keypoints"]), truth[name], atol=0.5)
+        if not truth:
+            continue
+        for chw in inputs[2 * (i - 2) + 1]:  # the second call: where each crop was taken
+            rgb = np.moveaxis(chw, 0, -1).round().astype(np.uint8)
+            m = crop_to_frame(rgb, frame_code(rgb)[1])
+            centre = m @ [IMAGE_SIZE / 2, IMAGE_SIZE / 2, 1]
+            roi = min(
+                (roi_from_keypoints(kp) for kp in truth.values()),
+                key=lambda q: np.hypot(q.cx - centre[0], q.cy - centre[1]),
+            )
+            np.testing.assert_allclose(centre, [roi.cx, roi.cy], atol=1.5)
+            np.testing.assert_allclose(
+                m[:, :2], rotation(-roi.angle, roi.size / IMAGE_SIZE), atol=0.02 * roi.size / IMAGE_SIZE
+            )
+
+    for source, extra in ((scene.clip, []), (frames_folder, ["--sequence"])):
+        assert cli_main([*base, "--source", str(source), *options, *extra]) == errors.EXIT_USAGE
+        assert "--refine is for still images" in capsys.readouterr().err
+
+
+def test_refine_without_a_detector_refines_the_whole_image_prediction(tmp_path, frames_folder, real_models, capsys):
+    """Single-hand mode with --refine: the refined predictor's keypoints (Predictor.refined); a
+    YOLO --model cannot refine: a model error (4) naming the file."""
+    heatmap, yolo = real_models
+    out_json = tmp_path / "single.jsonl"
+    base = ["live", "--source", str(frames_folder), "--headless", "--threads", "1", "--max-frames", "3", "--refine"]
+    assert cli_main([*base, "--model", str(heatmap), "--detector", "none", "--json", str(out_json)]) == 0
+    assert "single-hand mode), refined on the hand's crop" in capsys.readouterr().err
+    refined, plain = load_predictor(heatmap, threads=1).refined(), load_predictor(heatmap, threads=1)
+    records = read_jsonl(out_json)
+    assert len(records) == 3
+    for r, path in zip(records, sorted(frames_folder.glob("*.png"))):
+        rgb = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+        np.testing.assert_allclose(r["keypoints"], refined.predict(rgb).keypoints, atol=1e-3)
+        assert not np.allclose(r["keypoints"], plain.predict(rgb).keypoints, atol=1e-2)
+    assert cli_main([*base, "--model", str(yolo)]) == errors.EXIT_MODEL
+    assert f"{yolo}: the refine pass" in capsys.readouterr().err
+
+
+def test_refine_skips_the_crops_without_a_hand(scene):
+    """MultiHandPipeline(refine=True): a detector box on the background (its crop's presence is
+    below the tracker's threshold) gets no second crop; the two hands get theirs."""
+    model = standin_keypoint_model(scene)
+    first_backend, sizes = model.run, []
+    model.run = lambda x: sizes.append(len(x)) or first_backend(x)
+    detect = standin_detector(scene)
+    pipeline = MultiHandPipeline(
+        model,
+        lambda rgb: np.vstack([detect(rgb), [[400, 20, 470, 90]]]),  # the top right corner: background
+        HandTracker(max_hands=3, smoothing=None),
+        refine=True,
+    )
+    cap = cv2.VideoCapture(str(scene.clip))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 10)
+    hands = pipeline.process(cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2RGB))
+    assert sizes == [3, 2] and len(pipeline.rois) == 3
+    for h, truth in zip(hands, scene.keypoints[10].values()):
+        np.testing.assert_allclose(h.keypoints, truth, atol=0.5)

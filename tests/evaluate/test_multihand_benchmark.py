@@ -16,8 +16,8 @@ from standin_models import PresenceDecoder
 
 from handkp.bench.clips import Clip, FrameHand, make_clips
 from handkp.core.keypoints import IMAGE_SIZE, NUM_KEYPOINTS
-from handkp.core.roi import PALM_KEYPOINTS, to_crop
-from handkp.evaluate.multihand import LABEL_BOX_SCALE, ClipRun, LabelBoxes, run_clips, score
+from handkp.core.roi import DETECTOR_BOX_SCALE, PALM_KEYPOINTS, to_crop
+from handkp.evaluate.multihand import ClipRun, LabelBoxes, run_clips, score
 from handkp.runtime import Predictor
 from handkp.track import HandTracker, MultiHandPipeline, TrackedHand
 
@@ -209,4 +209,4 @@ def test_label_boxes_follow_the_frame_run_clips_is_on():
         for box, hand in zip(found, clip.truth[i]):
             b = hand.box()
             assert np.allclose((box[:2] + box[2:]) / 2, (b[:2] + b[2:]) / 2, atol=1e-3)
-            assert np.allclose(box[2:] - box[:2], (b[2:] - b[:2]) * LABEL_BOX_SCALE, atol=1e-3)
+            assert np.allclose(box[2:] - box[:2], (b[2:] - b[:2]) * DETECTOR_BOX_SCALE, atol=1e-3)

@@ -25,12 +25,18 @@ def read(path):
 def test_release_ships_both_files_its_manifest_describes(pipeline_run):
     release, manifest = pipeline_run / "release", read(pipeline_run / "release" / "manifest.json")
     assert (release / "heatmap.onnx").read_bytes() == (pipeline_run / "models" / "heatmap.onnx").read_bytes()
-    assert (release / "detector.onnx").read_bytes() == (pipeline_run / "models" / "yolo.onnx").read_bytes()
+    assert (release / "detector.onnx").read_bytes() == (pipeline_run / "models" / "detector.onnx").read_bytes()
     assert manifest["sha256"] == sha256_file(release / "heatmap.onnx")
     detector = manifest["detector"]
     assert detector["file"] == "detector.onnx" and detector["sha256"] == sha256_file(release / "detector.onnx")
-    # the fixture's yolo.epochs and evaluate.yolo_conf_threshold
-    assert detector["params"]["epochs"] == 1 and detector["val"]["conf_threshold"] == 0.0
+    # the fixture's yolo.epochs, detector.imgsz and evaluate.yolo_conf_threshold
+    assert detector["params"]["yolo"]["epochs"] == 1 and detector["val"]["conf_threshold"] == 0.0
+    assert detector["params"]["detector"]["imgsz"] == 224 and "(1, 3, 224, 224)" in detector["input"]
+    # the YOLO run's budget, from the record the fixture's run wrote at yolo.state_copy
+    training = detector["training"]
+    train_images = len((pipeline_run / "data" / "yolo" / "train.txt").read_text().splitlines())
+    assert training["epochs"] == training["epochs_planned"] == 1 and training["finished"] is True
+    assert training["images_seen"] == train_images and training["wall_hours"] >= training["train_hours"] > 0
 
     # recomputed from the released files through ONNX Runtime: what the stages measured on the same files
     deployed, yolo = (
@@ -44,7 +50,27 @@ def test_release_ships_both_files_its_manifest_describes(pipeline_run):
     assert flip_tested["n_images"] == deployed["n_images"] and flip_tested["missed_images"] == 0
     assert flip_tested["epe_mean_px"] != manifest["val"]["epe_mean_px"]
     multihand = read(pipeline_run / "reports/metrics/multihand.json")
-    assert manifest["multihand"] == {"settings": multihand["settings"], "overall": multihand["overall"]}
+    assert manifest["multihand"] == {
+        "settings": multihand["settings"],
+        "overall": multihand["overall"],
+        "detector_sweep": multihand["detector_sweep"],
+    }
+
+
+def test_multihand_weighs_the_detector_sizes_and_runs_the_chosen_one(pipeline_run):
+    """One line per detector.sweep size (the fixture's 160 and 224 px); the line of detector.imgsz
+    (224) is the stage's own detector run, the file released as the detector."""
+    multihand = read(pipeline_run / "reports/metrics/multihand.json")
+    sweep = {row["imgsz"]: row for row in multihand["detector_sweep"]}
+    assert sorted(sweep) == [160, 224] and multihand["settings"]["detector_imgsz"] == 224
+    overall, two = multihand["overall"], multihand["by_hands"].get("2", {})
+    assert sweep[224]["missed_rate"] == overall["missed_rate"] and sweep[224]["fps"] == overall["fps"]
+    assert sweep[224]["missed_rate_2_hands"] == two.get("missed_rate")
+    assert all(row["fps"] > 0 for row in sweep.values())
+    assert multihand["files"]["detector"] == sha256_file(pipeline_run / "release" / "detector.onnx")
+    sized = pipeline_run / "models" / "detector_sizes"
+    assert sorted(p.name for p in sized.iterdir()) == ["yolo_160.onnx", "yolo_224.onnx"]
+    assert (sized / "yolo_224.onnx").read_bytes() == (pipeline_run / "models" / "detector.onnx").read_bytes()
 
 
 def test_the_live_app_on_the_released_model_tracks_with_the_released_detector(pipeline_run, tiny_dataset, tmp_path):

@@ -1,10 +1,14 @@
 """The multi-hand tracker on synthetic scenes (a perfect detector and keypoint model from
-synthetic_hands): ids through a hand's life, when the detector runs, crossing hands, duplicates."""
+synthetic_hands): ids through a hand's life, when the detector runs, crossing hands, duplicates
+(MediaPipe's rule: most keypoints coincide and the keypoint boxes overlap)."""
 
 import numpy as np
 import pytest
-from synthetic_hands import boxes_of, hand, model_on
+from synthetic_hands import boxes_of, hand, model_on, no_hand
 
+from handkp.core.geometry import box_iou, keypoint_box
+from handkp.core.roi import to_crop
+from handkp.runtime import Prediction
 from handkp.track.filters import OneEuroSettings
 from handkp.track.tracker import HandTracker, TrackerError, best_assignment
 
@@ -160,3 +164,95 @@ def test_a_followed_hand_gets_an_upright_crop_unless_told_not_to():
         assert angles[0] == 0.0 and angles[1:] == pytest.approx([angle, angle], abs=1e-6)
         for o, hands in zip(outputs, scenes):
             np.testing.assert_allclose(o[0].keypoints, hands[0], atol=1e-3)
+
+
+def seen_once(tracker, boxes, keypoints, presences):
+    """One detection frame whose crops (one per box) show the given keypoints (frame px) with the
+    given presences -> the tracked hands."""
+    rois = tracker.rois_to_run(0, np.asarray(boxes, np.float64))
+    assert len(rois) == len(keypoints)
+    return tracker.update(
+        [
+            Prediction(to_crop(roi, kp), np.full(21, p, np.float32), True, p)
+            for roi, kp, p in zip(rois, keypoints, presences)
+        ]
+    )
+
+
+def side_box(box, fraction):
+    """The box moved right by ``fraction`` of its width: another detection of the same hand."""
+    return box + np.array([1, 0, 1, 0]) * fraction * (box[2] - box[0])
+
+
+def test_two_crops_of_the_same_hand_are_one_hand_even_where_some_fingers_differ():
+    """Most keypoints coincide (the palm, the ring and pinky fingers), the boxes overlap: one
+    hand, the more present view (a mean distance, the old rule, would have kept two: the
+    thumb's and index finger's 8 keypoints are a palm apart)."""
+    a = hand(300, 300)
+    other_view = a.copy()
+    other_view[[1, 2, 3, 4, 6, 7, 8, 10]] += [60.0, 0.0]  # 13 of 21 keypoints coincide
+    box = boxes_of([a])[0]
+    for presences, kept in (((0.9, 0.8), a), ((0.7, 0.8), other_view)):
+        hands = seen_once(
+            HandTracker(max_hands=2, smoothing=None), [box, side_box(box, 0.4)], [a, other_view], presences
+        )
+        assert ids(hands) == [0]
+        np.testing.assert_allclose(hands[0].keypoints, kept, atol=1e-3)
+        assert hands[0].presence == max(presences)
+
+
+def test_coinciding_keypoints_with_boxes_apart_are_two_hands():
+    """11 of 21 keypoints coincide (the palm, ring and pinky fingers) but the thumb's, index and
+    middle fingers' lie far away, so the keypoint boxes hardly overlap: two hands by MediaPipe's
+    rule (duplicate_iou); without the box rule, one."""
+    a = hand(300, 300)
+    far = a.copy()
+    far[[1, 2, 3, 4, 6, 7, 8, 10, 11, 12]] += [400.0, 400.0]
+    assert box_iou(keypoint_box(a), keypoint_box(far)) < 0.1
+    box = boxes_of([a])[0]
+    assert len(seen_once(HandTracker(max_hands=2), [box, side_box(box, 0.4)], [a, far], (1.0, 1.0))) == 2
+    merged = seen_once(HandTracker(max_hands=2, duplicate_iou=0.0), [box, side_box(box, 0.4)], [a, far], (1.0, 1.0))
+    assert len(merged) == 1
+    with pytest.raises(ValueError, match="duplicate_fraction in"):
+        HandTracker(duplicate_fraction=0.0)
+
+
+def test_two_hands_side_by_side_touching_are_two_hands():
+    """Their boxes overlap (IoU ~0.3), no keypoint of one is near the same keypoint of the other."""
+    a, b = hand(250, 300), hand(300, 300, turn=0.15)
+    boxes = boxes_of([a, b])
+    assert 0.2 < box_iou(*(keypoint_box(k) for k in (a, b))) < 0.5
+    outputs, detected = run(HandTracker(max_hands=2, smoothing=None), [[a, b]] * 5)
+    assert detected == [0] and all(ids(o) == [0, 1] for o in outputs)
+    for o in outputs:
+        for h, truth in zip(o, (a, b)):
+            np.testing.assert_allclose(h.keypoints, truth, atol=1e-3)
+    assert len(seen_once(HandTracker(max_hands=2), boxes, [a, b], (1.0, 1.0))) == 2
+
+
+def test_a_crop_yielding_the_neighbour_frees_its_place_for_the_detector_at_once():
+    """The classic failure: on frame 3 hand 1's crop returns hand 0's keypoints. The duplicate
+    is dropped, hand 1 ends, and the detector runs on frame 4 although detect_every is 5; hand 1
+    comes back (a new id). A hand that merely leaves its crop waits for detect_every."""
+    a, b = hand(150, 300), hand(450, 280, turn=-0.3)
+
+    def frames(crop_of_b):
+        tracker, outputs, detected = HandTracker(max_hands=2, detect_every=5, smoothing=None), [], []
+        for i in range(8):
+            boxes = None
+            if tracker.wants_detection(i):
+                detected.append(i)
+                boxes = boxes_of([a, b])
+            rois = tracker.rois_to_run(i, boxes)
+            predictions = [model_on(roi, [a, b]) for roi in rois]
+            if i == 3:
+                predictions[1] = crop_of_b(rois[1])
+            outputs.append(tracker.update(predictions))
+        return [ids(o) for o in outputs], detected
+
+    hand_ids, detected = frames(lambda roi: Prediction(to_crop(roi, a), np.ones(21, np.float32), True, 1.0))
+    assert detected == [0, 4]
+    assert hand_ids == [[0, 1]] * 3 + [[0]] + [[0, 2]] * 4
+    hand_ids, detected = frames(lambda roi: no_hand())
+    assert detected == [0, 5]
+    assert hand_ids == [[0, 1]] * 3 + [[0]] * 2 + [[0, 2]] * 3

@@ -49,6 +49,7 @@ MULTIHAND = METRICS / "multihand.json"  # multihand: detector + tracker + heatma
 SPEED = REPORTS / "speed" / "speed.json"  # speed: every model on every CPU runtime/precision
 VARIANTS_CSV = REPORTS / "speed" / "variants.csv"  # speed: the same, a line per row
 ACCURACY_TABLE = REPORTS / "ablation" / "accuracy.json"  # scripts/ablation.py: the head variants' accuracy
+TRAINING_ABLATION = REPORTS / "ablation" / "training.json"  # scripts/ablation.py training: issue 32's choices, dev
 
 # The release (committed to git).
 RELEASE_ONNX = RELEASE_DIR / "heatmap.onnx"  # release: the shipped model

@@ -261,6 +261,8 @@ def run_multihand(params: dict) -> dict:
         "match_distance": MATCH_DISTANCE,
         "match_iou": MATCH_IOU,
         "clip_fps": FPS_CLIP,
+        # the tracker's duplicate rule (MediaPipe's), at HandTracker's defaults
+        **{key: getattr(HandTracker(), key) for key in ("duplicate_fraction", "duplicate_distance", "duplicate_iou")},
     }
     imgsz, sized = int(params["detector"]["imgsz"]), _detector_files(params)
     settings["detector_imgsz"] = imgsz

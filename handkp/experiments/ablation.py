@@ -18,10 +18,16 @@ EXP_PREFIX = "ablation-"
 METRICS_FILE = (METRICS / "heatmap.json").as_posix()  # the evaluate stage's, as `dvc exp show` names it
 
 
-def exp_run_command(name: str, overrides: dict, target: str = "evaluate") -> list[str]:
-    """`dvc exp run` of one variant: the model section's keys set from ``overrides``."""
-    sets = [arg for key, value in overrides.items() for arg in ("-S", f"model.{key}={value}")]
-    return [sys.executable, "-m", "dvc", "exp", "run", "-n", f"{EXP_PREFIX}{name}", *sets, target]
+def set_value(value: Any) -> str:
+    """A params value as `dvc exp run -S key=VALUE` reads it (YAML: null, lists, dicts, numbers)."""
+    return json.dumps(value) if isinstance(value, (list, dict)) or value is None else str(value)
+
+
+def exp_run_command(name: str, sets: dict[str, Any], target: str = "evaluate") -> list[str]:
+    """`dvc exp run` of one variant, named ``ablation-<name>``: each dotted params key of ``sets``
+    (``model.head``, ``train.augment.crop``) set to its value, up to the stage ``target``."""
+    args = [arg for key, value in sets.items() for arg in ("-S", f"{key}={set_value(value)}")]
+    return [sys.executable, "-m", "dvc", "exp", "run", "-n", f"{EXP_PREFIX}{name}", *args, target]
 
 
 def exp_remove_command(name: str) -> list[str]:
@@ -96,7 +102,8 @@ def run_ablation(variants: dict[str, dict], out_path: Path, cwd: Path = Path("."
             # A rerun replaces the variant's earlier experiment (DVC refuses a second one of that
             # name). With no earlier one there is nothing to remove.
             subprocess.run(exp_remove_command(name), cwd=cwd, check=False, capture_output=True)
-            subprocess.run(exp_run_command(name, overrides), cwd=cwd, check=True)
+            sets = {f"model.{key}": value for key, value in overrides.items()}
+            subprocess.run(exp_run_command(name, sets), cwd=cwd, check=True)
     finally:
         reattach_head(branch, cwd)
     shown = subprocess.run(
@@ -116,7 +123,7 @@ def ablation_main(argv: list[str], params: dict) -> int:
     unknown = [n for n in argv if n not in variants]
     if unknown or not argv:
         print(
-            "usage: python scripts/ablation.py VARIANT...; "
+            "usage: python scripts/ablation.py VARIANT... (or: training VARIANT...); "
             f"variants in params.yaml speed.variants: {', '.join(variants)}"
             + (f" (unknown: {', '.join(unknown)})" if unknown else ""),
             file=sys.stderr,

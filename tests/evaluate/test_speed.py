@@ -216,8 +216,10 @@ def test_ablation_collects_metrics_of_its_experiments_from_dvc_exp_show():
     assert set(results) == {"seed_256", "light"}
     assert results["light"]["metrics"]["pck_1px"] == 0.3 and results["seed_256"]["model"]["deconv_channels"] == 256
     assert "augment" not in results["light"]["train"]
-    cmd = exp_run_command("light", {"head": "bilinear_dw", "deconv_channels": 96})
+    cmd = exp_run_command("light", {"model.head": "bilinear_dw", "model.deconv_channels": 96})
     assert cmd[-1] == "evaluate" and "model.head=bilinear_dw" in cmd and "ablation-light" in cmd
+    cmd = exp_run_command("crops", {"train.state_copy": None, "train.augment.scale": [0.5, 1.0]}, "train")
+    assert cmd[-1] == "train" and "train.state_copy=null" in cmd and "train.augment.scale=[0.5, 1.0]" in cmd
 
 
 def test_ablation_rerun_replaces_the_experiment_and_keeps_other_rows(tmp_path, monkeypatch):

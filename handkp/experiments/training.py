@@ -1,0 +1,135 @@
+"""Issue 32's training choices: each variant continued from the released weights for the same
+number of images (so the same hours on one machine), then scored on the dev slice only, single pass
+and with the refine pass. The variants and what they share are params.yaml's ``ablation`` section
+(dotted params keys); each runs as `dvc exp run -n ablation-train-<name> -S ... train`, and its row
+lands in reports/ablation/training.json as soon as it is scored, so an interrupted study keeps what
+it finished (and `dvc repro` resumes the interrupted variant from models/heatmap_checkpoint/).
+
+    python scripts/ablation.py training continued crops_50
+
+Every key that any variant sets is set in every run (to the committed params.yaml's value where the
+variant leaves it), so no variant inherits another's settings from the workspace that `dvc exp run`
+leaves behind."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import yaml
+
+from ..core.device import cpu_model_name
+from ..core.errors import HandkpError
+from ..core.io import write_json
+from ..core.paths import HEATMAP_CHECKPOINT, IMAGE_CACHE, PARAMS, PREPARED_TABLE, TRAINING_ABLATION
+from ..data.cache import ImageCache
+from ..evaluate.evaluation import split_metrics
+from ..release.manifest import training_summary
+from ..runtime import load_predictor
+from .ablation import _git, exp_remove_command, exp_run_command, reattach_head
+
+NAME_PREFIX = "train-"  # experiment ablation-train-<variant>
+
+
+def dotted(params: dict, key: str) -> Any:
+    """The value of a dotted key (``train.augment.crop``) in a params dict; KeyError naming it."""
+    node = params
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise KeyError(key)
+        node = node[part]
+    return node
+
+
+def variant_sets(cfg: dict, name: str, committed: dict) -> dict[str, Any]:
+    """The params a variant runs with: ``cfg["shared"]``, then every key some variant of
+    ``cfg["variants"]`` sets, at ``committed``'s value (params.yaml as committed), then the
+    variant's own. HandkpError for an unknown variant or a key params.yaml does not have."""
+    variants = cfg["variants"]
+    if name not in variants:
+        raise HandkpError(f"params.yaml ablation.variants has no {name!r} (it has {', '.join(variants)})")
+    varied = sorted({key for sets in variants.values() for key in (sets or {})})
+    shared = dict(cfg.get("shared") or {})
+    for key in [*shared, *varied]:
+        try:
+            dotted(committed, key)
+        except KeyError:
+            raise HandkpError(f"params.yaml ablation: {key} is not a params key") from None
+    return {**{key: dotted(committed, key) for key in varied}, **shared, **(variants[name] or {})}
+
+
+def dev_scores(batch_size: int) -> dict[str, dict]:
+    """The workspace's trained model (models/heatmap/best.pt, PyTorch on the CPU) on the dev
+    slice: single pass and with the refine pass."""
+    gt = pl.read_parquet(PREPARED_TABLE).filter(pl.col("split") == "dev")
+    cache = ImageCache(IMAGE_CACHE)
+    return {
+        "dev": split_metrics(load_predictor(HEATMAP_CHECKPOINT, "torch", "cpu"), gt, cache, batch_size),
+        "dev_refine": split_metrics(
+            load_predictor(HEATMAP_CHECKPOINT, "torch", "cpu", refine=True), gt, cache, batch_size
+        ),
+    }
+
+
+def run_training_ablation(
+    names: list[str], cfg: dict, out_path: Path = TRAINING_ABLATION, cwd: Path = Path("."), batch_size: int = 32
+) -> dict[str, dict]:
+    """Runs, scores and records each named variant in turn (the module's docstring); rows of
+    variants not run now stay in the table. Returns this call's rows."""
+    committed = yaml.safe_load(_git(["show", f"HEAD:{PARAMS.as_posix()}"], cwd) or "") or {}
+    plans = {name: variant_sets(cfg, name, committed) for name in names}  # every name checked before any run
+    branch = _git(["symbolic-ref", "-q", "HEAD"], cwd)
+    rows: dict[str, dict] = {}
+    try:
+        for name, sets in plans.items():
+            print(f"== ablation (training): {name} {sets}", flush=True)
+            started = time.perf_counter()
+            subprocess.run(exp_remove_command(NAME_PREFIX + name), cwd=cwd, check=False, capture_output=True)
+            subprocess.run(exp_run_command(NAME_PREFIX + name, sets, "train"), cwd=cwd, check=True)
+            summary = training_summary()
+            rows[name] = {
+                "sets": sets,
+                **dev_scores(batch_size),
+                "train_hours": summary["train_hours"],
+                "epochs": summary["epochs"],
+                "images_per_s_median": summary["images_per_s_median"],
+                "wall_hours": round((time.perf_counter() - started) / 3600, 3),
+                "hardware": cpu_model_name(),
+                "commit": _git(["rev-parse", "--short", "HEAD"], cwd),
+            }
+            earlier = json.loads(out_path.read_text()) if out_path.is_file() else {}
+            write_json(out_path, {**earlier, name: rows[name]}, sort_keys=True)
+    finally:
+        reattach_head(branch, cwd)
+    return rows
+
+
+def training_ablation_main(names: list[str], params: dict) -> int:
+    """``python scripts/ablation.py training VARIANT...``; prints one line per variant."""
+    cfg = params.get("ablation") or {}
+    if not names or not cfg.get("variants"):
+        print(
+            "usage: python scripts/ablation.py training VARIANT...; variants in params.yaml ablation.variants: "
+            + ", ".join(cfg.get("variants") or {}),
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        rows = run_training_ablation(names, cfg, batch_size=int(params["evaluate"]["batch_size"]))
+    except HandkpError as err:
+        print(f"ablation: {err}", file=sys.stderr)
+        return 1
+    for name, row in rows.items():
+        d, r = row["dev"], row["dev_refine"]
+        print(
+            f"{name:28s} {row['train_hours']} h, dev PCK@1/3/5/10 "
+            + " ".join(f"{d[f'pck_{t}px']:.3f}" for t in (1, 3, 5, 10))
+            + ", refine "
+            + " ".join(f"{r[f'pck_{t}px']:.3f}" for t in (1, 3, 5, 10))
+        )
+    return 0

@@ -30,6 +30,7 @@ from handkp.core.paths import (
     ROBUSTNESS,
     SPEED,
     TRAIN_LOGS,
+    TRAINING_ABLATION,
 )
 
 from .format import posix
@@ -54,6 +55,7 @@ class ReportPaths:
     models: tuple[str, ...] = MODELS
     speed: Path = SPEED
     ablation: Path = ACCURACY_TABLE
+    training_ablation: Path = TRAINING_ABLATION  # scripts/ablation.py training: issue 32's choices on dev
     int8_metrics: Path = METRICS / "heatmap_int8.json"  # the quantize stage's
     int8_parity: Path = INT8_PARITY
     openvino_int8_metrics: str = (METRICS / "{model}_openvino_int8.json").as_posix()  # the openvino_int8 stage
@@ -94,6 +96,7 @@ class ReportData:
     paths: ReportPaths
     speed: dict[str, Any] | None = None
     ablation: dict[str, Any] | None = None
+    training_ablation: dict[str, Any] | None = None
     int8_metrics: dict[str, Any] | None = None
     int8_parity: dict[str, Any] | None = None
     robustness: dict[str, Any] | None = None
@@ -193,6 +196,7 @@ def load_report_data(paths: ReportPaths) -> ReportData:
         paths,
         speed=read_json(paths.speed),
         ablation=read_json(paths.ablation),
+        training_ablation=read_json(paths.training_ablation),
         int8_metrics=read_json(paths.int8_metrics),
         int8_parity=read_json(paths.int8_parity),
         robustness=read_json(paths.robustness),

@@ -1,5 +1,6 @@
 """The README block (without its markers): what the numbers are, the accuracy and latency tables,
-the comparison, the released files, the robustness and several-hands sections, the speed section
+the comparison, the released files, the robustness and several-hands sections, the training
+ablation, the speed section
 and the figure links. Deterministic: no timestamps, fixed ordering, so the same inputs give the
 same bytes."""
 
@@ -14,6 +15,7 @@ from .multihand import multihand_section
 from .release import release_section
 from .sentences import comparison_lines, describe_setup
 from .tables import accuracy_table, latency_table, robustness_section, speed_section
+from .training_ablation import training_ablation_section
 
 
 def render_markdown(data: ReportData, figure_links: Mapping[str, str]) -> str:
@@ -54,6 +56,8 @@ def render_markdown(data: ReportData, figure_links: Mapping[str, str]) -> str:
     out += robustness_section(data)
     out += ["", "### Several hands in larger frames", ""]
     out += multihand_section(data)
+    out += ["", "### Training choices: continued from the release, scored on dev", ""]
+    out += training_ablation_section(data)
     out += ["", "### Speed by design: head variants against YOLO on CPU", ""]
     out += speed_section(data)
     out += ["", "### Figures", ""]

@@ -54,7 +54,17 @@ MATCH_DISTANCE = 0.5  # mean keypoint distance, in the true hand's sizes (its vi
 MATCH_IOU = 0.3
 FPS_CLIP = 30.0  # the clips' timestamps: frame i at i / 30 s
 
-__all__ = ["ClipRun", "LabelBoxes", "match_frame", "run_clips", "run_multihand", "score"]
+__all__ = [
+    "ClipRun",
+    "LabelBoxes",
+    "label_box_figures",
+    "match_frame",
+    "pipeline_factory",
+    "run_clips",
+    "run_multihand",
+    "score",
+    "split_clips",
+]
 
 
 @dataclass
@@ -232,6 +242,53 @@ def _detector_files(params: dict) -> dict[int, object]:
     return files
 
 
+def split_clips(params: dict, split: str) -> list[Clip]:
+    """The stage's clips (``multihand`` section: n_clips, frames, frame_size, max_hands; ``seed``)
+    of the hands of ``split`` (the image cache checked against the keypoint table)."""
+    cfg = params["multihand"]
+    names, pixels = ImageCache(IMAGE_CACHE).split(split)
+    table_names, keypoints = split_arrays(pl.read_parquet(PREPARED_TABLE), split)
+    if table_names != names:
+        raise CacheError(f"{IMAGE_CACHE}: the {split} cache does not match {PREPARED_TABLE}; run dvc repro prepare")
+    frame_size = (int(cfg["frame_size"][0]), int(cfg["frame_size"][1]))
+    return make_clips(
+        pixels,
+        keypoints,
+        names,
+        int(params["seed"]),
+        int(cfg["n_clips"]),
+        int(cfg["frames"]),
+        frame_size,
+        int(cfg["max_hands"]),
+    )
+
+
+def pipeline_factory(predictor, cfg: dict) -> Callable[[Detector], MultiHandPipeline]:
+    """detector -> a fresh ``MultiHandPipeline`` of ``predictor`` and a tracker with the stage's
+    settings (``multihand`` section: max_hands, detect_every, presence_threshold, upright), smoothing
+    off (scoring compares raw keypoints)."""
+
+    def make(detector: Detector) -> MultiHandPipeline:
+        tracker = HandTracker(
+            max_hands=int(cfg["max_hands"]),
+            detect_every=int(cfg["detect_every"]),
+            presence_threshold=float(cfg["presence_threshold"]),
+            smoothing=None,
+            crop_size=predictor.input_size,
+            upright=bool(cfg["upright"]),
+        )
+        return MultiHandPipeline(predictor, detector, tracker)
+
+    return make
+
+
+def label_box_figures(predictor, clips: list[Clip], cfg: dict) -> dict:
+    """The clips through the tracker and ``predictor`` with ``LabelBoxes`` in the detector's place:
+    the rounded ``score`` (what the tracker and the keypoint model lose, the detector aside)."""
+    make = pipeline_factory(predictor, cfg)
+    return rounded_score(score(clips, run_clips(lambda clip: make(LabelBoxes(clip)), clips)))
+
+
 def run_multihand(params: dict) -> dict:
     """The multihand stage: ``multihand.n_clips`` clips of val hands through the ONNX heatmap
     model and the hand detector (``models/detector.onnx``, ``detector.imgsz``; ONNX Runtime,
@@ -240,10 +297,6 @@ def run_multihand(params: dict) -> dict:
     figures at the top, the label-box run's under ``label_boxes``, one line per size under
     ``detector_sweep``)."""
     cfg, seed = params["multihand"], int(params["seed"])
-    names, pixels = ImageCache(IMAGE_CACHE).split("val")
-    table_names, keypoints = split_arrays(pl.read_parquet(PREPARED_TABLE), "val")
-    if table_names != names:
-        raise CacheError(f"{IMAGE_CACHE}: the val cache does not match {PREPARED_TABLE}; run dvc repro prepare")
     threads, conf = int(params["runtime"]["threads"]), float(params["evaluate"]["yolo_conf_threshold"])
     frame_size = (int(cfg["frame_size"][0]), int(cfg["frame_size"][1]))
     settings = {
@@ -268,23 +321,10 @@ def run_multihand(params: dict) -> dict:
     settings["detector_imgsz"] = imgsz
     predictor = load_predictor(HEATMAP_ONNX, "onnxruntime", "cpu", threads)
     detector = YoloHandDetector(DETECTOR_ONNX, conf_threshold=conf, threads=threads)
-
-    def pipeline(clip_detector: Detector) -> MultiHandPipeline:
-        tracker = HandTracker(
-            max_hands=settings["max_hands"],
-            detect_every=settings["detect_every"],
-            presence_threshold=settings["presence_threshold"],
-            smoothing=None,
-            crop_size=predictor.input_size,
-            upright=settings["upright"],
-        )
-        return MultiHandPipeline(predictor, clip_detector, tracker)
-
-    clips = make_clips(
-        pixels, keypoints, names, seed, settings["n_clips"], settings["frames"], frame_size, settings["max_hands"]
-    )
+    pipeline = pipeline_factory(predictor, cfg)
+    clips = split_clips(params, "val")
     with_yolo = rounded_score(score(clips, run_clips(lambda clip: pipeline(detector), clips)))
-    with_labels = rounded_score(score(clips, run_clips(lambda clip: pipeline(LabelBoxes(clip)), clips)))
+    with_labels = label_box_figures(predictor, clips, cfg)
     sweep = []
     for size, path in sized.items():
         if size == imgsz:

@@ -29,6 +29,7 @@ from ..core.io import write_json
 from ..core.paths import HEATMAP_CHECKPOINT, IMAGE_CACHE, PARAMS, PREPARED_TABLE, TRAINING_ABLATION
 from ..data.cache import ImageCache
 from ..evaluate.evaluation import split_metrics
+from ..evaluate.multihand import label_box_figures, split_clips
 from ..release.manifest import training_summary
 from ..runtime import load_predictor
 from .ablation import _git, exp_remove_command, exp_run_command, reattach_head
@@ -63,24 +64,28 @@ def variant_sets(cfg: dict, name: str, committed: dict) -> dict[str, Any]:
     return {**{key: dotted(committed, key) for key in varied}, **shared, **(variants[name] or {})}
 
 
-def dev_scores(batch_size: int) -> dict[str, dict]:
+def dev_scores(params: dict) -> dict[str, dict]:
     """The workspace's trained model (models/heatmap/best.pt, PyTorch on the CPU) on the dev
-    slice: single pass and with the refine pass."""
+    slice: single pass, with the refine pass, and in the multihand stage's clips made of dev hands
+    with the labels' boxes in the detector's place (its ``multihand`` settings; overall figures)."""
     gt = pl.read_parquet(PREPARED_TABLE).filter(pl.col("split") == "dev")
-    cache = ImageCache(IMAGE_CACHE)
+    cache, batch_size = ImageCache(IMAGE_CACHE), int(params["evaluate"]["batch_size"])
+    predictor = load_predictor(HEATMAP_CHECKPOINT, "torch", "cpu")
+    clips = split_clips(params, "dev")
     return {
-        "dev": split_metrics(load_predictor(HEATMAP_CHECKPOINT, "torch", "cpu"), gt, cache, batch_size),
-        "dev_refine": split_metrics(
-            load_predictor(HEATMAP_CHECKPOINT, "torch", "cpu", refine=True), gt, cache, batch_size
-        ),
+        "dev": split_metrics(predictor, gt, cache, batch_size),
+        "dev_refine": split_metrics(predictor.refined(), gt, cache, batch_size),
+        "dev_multihand_label_boxes": label_box_figures(predictor, clips, params["multihand"])["overall"],
     }
 
 
 def run_training_ablation(
-    names: list[str], cfg: dict, out_path: Path = TRAINING_ABLATION, cwd: Path = Path("."), batch_size: int = 32
+    names: list[str], params: dict, out_path: Path = TRAINING_ABLATION, cwd: Path = Path(".")
 ) -> dict[str, dict]:
-    """Runs, scores and records each named variant in turn (the module's docstring); rows of
-    variants not run now stay in the table. Returns this call's rows."""
+    """Runs, scores (``dev_scores``) and records each named variant of ``params["ablation"]`` in
+    turn (the module's docstring); rows of variants not run now stay in the table. Returns this
+    call's rows."""
+    cfg = params["ablation"]
     committed = yaml.safe_load(_git(["show", f"HEAD:{PARAMS.as_posix()}"], cwd) or "") or {}
     plans = {name: variant_sets(cfg, name, committed) for name in names}  # every name checked before any run
     branch = _git(["symbolic-ref", "-q", "HEAD"], cwd)
@@ -94,7 +99,7 @@ def run_training_ablation(
             summary = training_summary()
             rows[name] = {
                 "sets": sets,
-                **dev_scores(batch_size),
+                **dev_scores(params),
                 "train_hours": summary["train_hours"],
                 "epochs": summary["epochs"],
                 "images_per_s_median": summary["images_per_s_median"],
@@ -120,7 +125,7 @@ def training_ablation_main(names: list[str], params: dict) -> int:
         )
         return 2
     try:
-        rows = run_training_ablation(names, cfg, batch_size=int(params["evaluate"]["batch_size"]))
+        rows = run_training_ablation(names, params)
     except HandkpError as err:
         print(f"ablation: {err}", file=sys.stderr)
         return 1

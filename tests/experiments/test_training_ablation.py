@@ -80,6 +80,8 @@ def test_the_study_runs_warm_started_variants_and_scores_them_on_dev(pipeline_ru
     assert table["continued"]["sets"]["train.augment.crop"] == 0.0  # not inherited from the crops run
     for row in table.values():
         assert row["dev"]["n_images"] == row["dev_refine"]["n_images"] > 0
+        multihand = row["dev_multihand_label_boxes"]  # the clips of dev hands, label boxes for the detector
+        assert multihand["hands"] > 0 and 0 <= multihand["missed_rate"] <= 1
         # the released weights, barely moved: far above what the fixture's 2 epochs from random weights reach
         assert row["dev"]["pck_10px"] > 0.5
         # one epoch of 16 images: seconds, so 0.0 h at the table's 3 decimals

@@ -16,6 +16,7 @@ def row(crop, other, pck5, refine5, hours=1.02):
         "sets": {"train.epochs": 6, "train.augment.crop": crop, "train.augment.other_hand": other},
         "dev": {**figures, "pck_5px": pck5},
         "dev_refine": {**figures, "pck_5px": refine5},
+        "dev_multihand_label_boxes": {"pck_5px": 0.5, "missed_rate": 0.25},
         "train_hours": hours,
         "hardware": "AMD EPYC",
     }
@@ -26,11 +27,12 @@ def test_rows_show_what_each_variant_changes_with_the_baseline_first(tmp_path):
     path.write_text(json.dumps({"crops_50": row(0.5, 0.0, 0.80, 0.83), "continued": row(0.0, 0.0, 0.79, 0.66)}))
     lines = training_ablation_section(data_with_only(tmp_path, training_ablation=path))
     table = [line for line in lines if line.startswith("|")]
-    assert table[0].startswith("| variant | sets | train h | dev PCK@1px |") and table[0].endswith("refine PCK@10px |")
+    assert table[0].startswith("| variant | sets | train h | dev PCK@1px |")
+    assert table[0].endswith("refine PCK@10px | multihand PCK@5px | hands missed |")
     # only the keys that differ between rows are shown (train.epochs is shared; other_hand equal in both)
     assert table[2] == (
         "| `continued` | `train.augment.crop=0.0` | 1.02 | 0.170 | 0.620 | 0.790 | 0.920 "
-        "| 0.170 | 0.620 | 0.660 | 0.920 |"
+        "| 0.170 | 0.620 | 0.660 | 0.920 | 0.500 | 25.0% |"
     )
     assert table[3].startswith("| `crops_50` | `train.augment.crop=0.5` | 1.02 |") and "| 0.800 |" in table[3]
     assert lines[-1] == "Trained on AMD EPYC."

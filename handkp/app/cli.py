@@ -37,7 +37,7 @@ from .loop import LiveOptions, run_live
 from .outputs import VIDEO_FOURCC, check_output, display_problem
 from .overlay import LOW_SCORE_STYLES
 from .sources import VideoSource, open_source
-from .tracking import add_tracking_arguments, build_pipeline, number
+from .tracking import add_tracking_arguments, build_pipeline, chosen_detector, number
 
 DESCRIPTION = """\
 Hand keypoints in real time: frames from a camera, a video file, a stream URL or an image folder
@@ -52,7 +52,9 @@ several hands:
   keypoints of the frame before, turned so the hand points up unless --no-upright), the keypoint
   model runs once per frame on all the crops, a crop whose presence is below --presence-threshold
   ends its hand, and each hand keeps an id, drawn in its own colour with its box, keypoints
-  smoothed by a One Euro filter (--no-smoothing, --min-cutoff, --beta). The images of a folder are separate pictures: each
+  smoothed by a One Euro filter (--no-smoothing, --min-cutoff, --beta). The two models take
+  turns on the same cores, so ONNX Runtime's threads do not spin-wait between runs (a model
+  alone keeps ONNX Runtime's default, spinning). The images of a folder are separate pictures: each
   is processed on its own (detector on every image, ids from 0), unless --sequence says they are the
   frames of one video. Without a detector (none found, --detector none, or a YOLO --model): one
   hand, the whole frame, as before (the app says which on stderr). On still images --refine runs
@@ -260,7 +262,7 @@ def main(args: argparse.Namespace) -> int:
         if not source.live:
             source.open()  # a file that is not a video fails here, before the model loads
         try:
-            predictor = _load_model(args)
+            predictor = _load_model(args, spinning=chosen_detector(args, "heatmap")[0] is None)
             pipeline = build_pipeline(args, predictor)
         except BaseException:
             source.close()
@@ -298,7 +300,9 @@ def main(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
-def _load_model(args: argparse.Namespace) -> Predictor:
+def _load_model(args: argparse.Namespace, spinning: bool) -> Predictor:
+    """The --model predictor; ``spinning`` False where a detector will take turns with it (ONNX
+    Runtime: ``load_predictor``), as for a keypoint model beside a detector file."""
     try:
         predictor = load_predictor(
             args.model,
@@ -307,6 +311,7 @@ def _load_model(args: argparse.Namespace) -> Predictor:
             threads=args.threads,
             precision=args.precision,
             flip_test=args.flip_test,
+            spinning=spinning,
         )
         if predictor.backend == "torch" and args.threads > 0:  # torch is imported already, by its backend
             import torch

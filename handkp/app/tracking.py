@@ -31,8 +31,8 @@ from handkp.track.tracker import MAX_HANDS
 from .errors import ModelError, log
 
 NO_DETECTOR = "none"
-DEFAULT_MAX_HANDS = 2
 _TRACKER = inspect.signature(HandTracker.__init__).parameters
+DEFAULT_MAX_HANDS = _TRACKER["max_hands"].default
 DEFAULT_DETECT_EVERY = _TRACKER["detect_every"].default
 DEFAULT_PRESENCE = _TRACKER["presence_threshold"].default
 _SMOOTHING = OneEuroSettings()
@@ -124,13 +124,13 @@ def add_tracking_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _chosen_detector(args: argparse.Namespace, predictor: Predictor) -> tuple[Path | None, str]:
-    """(the detector file or None, why none)."""
+def chosen_detector(args: argparse.Namespace, model_kind: str) -> tuple[Path | None, str]:
+    """(the detector file or None, why none) for a model of ``model_kind`` (``Predictor.kind``)."""
     if args.detector is not None:
         if args.detector.strip().lower() == NO_DETECTOR:
             return None, f"--detector {NO_DETECTOR}"
         return Path(args.detector), ""
-    if predictor.kind == "yolo":
+    if model_kind == "yolo":
         return None, "the YOLO model finds its hand in the whole frame itself; --detector PATH to track several"
     beside = Path(args.model).parent / DETECTOR_FILE
     for path in (beside, DETECTOR_ONNX):  # the pipeline's export, relative to the working folder
@@ -144,7 +144,7 @@ def build_pipeline(args: argparse.Namespace, predictor: Predictor) -> MultiHandP
     hand, the whole frame, as the app always did); says which on stderr. ``--refine``: the
     single-hand predictor refined (``Predictor.refined``), or the tracking pipeline's ``refine``.
     ModelError when the detector cannot be loaded, or --refine asks a YOLO model to refine."""
-    path, why = _chosen_detector(args, predictor)
+    path, why = chosen_detector(args, predictor.kind)
     if path is None:
         given = [
             flag

@@ -10,7 +10,10 @@ The stage runs the clips with the YOLO detector at its input size (``detector.im
 ``LabelBoxes`` in its place (top-down pose evaluation's ground-truth boxes), so that what the
 detector misses and what the tracker and the keypoint model miss read apart, and with the detector
 at each size of ``detector.sweep`` (``detector_sweep``: missed hands against FPS, what the size
-is chosen from).
+is chosen from). The stage's tracker takes up to ``multihand.max_hands`` (3) hands, so in a frame
+with two it runs the detector on every frame for a third; each sweep size also runs the clips of
+two hands with the live app's default, up to two hands (``HandTracker``'s ``max_hands``), where
+the detector rests while both are tracked: what a user with two hands in view gets.
 
 Per frame the predicted hands are matched to the true ones (``match_frame``: at most one each,
 the most pairs, then the smallest mean keypoint distance in the true hand's sizes; a pair needs
@@ -217,10 +220,12 @@ def rounded_score(figures: dict) -> dict:
     }
 
 
-def sweep_row(size: int, figures: dict) -> dict:
+def sweep_row(size: int, figures: dict, app_default: dict) -> dict:
     """One detector size's line of ``detector_sweep``: missed hands, PCK@5 and FPS overall and in
-    the frames with two hands (the live app's default ``--max-hands``)."""
+    the frames with two hands, from the stage's run (``figures``) and from the two-hand clips run
+    with the live app's default of up to two hands (``app_default``, keys ``*_app_default``)."""
     overall, two = figures["overall"], figures["by_hands"].get("2", {})
+    app_two = app_default["by_hands"].get("2", {})
     return {
         "imgsz": size,
         "missed_rate": overall["missed_rate"],
@@ -229,6 +234,8 @@ def sweep_row(size: int, figures: dict) -> dict:
         "fps": overall["fps"],
         "missed_rate_2_hands": two.get("missed_rate"),
         "fps_2_hands": two.get("fps"),
+        "missed_rate_2_hands_app_default": app_two.get("missed_rate"),
+        "fps_2_hands_app_default": app_two.get("fps"),
     }
 
 
@@ -293,8 +300,9 @@ def run_multihand(params: dict) -> dict:
     """The multihand stage: ``multihand.n_clips`` clips of val hands through the ONNX heatmap
     model and the hand detector (``models/detector.onnx``, ``detector.imgsz``; ONNX Runtime,
     ``runtime.threads``), smoothing off, then with ``LabelBoxes`` for the detector, then with the
-    detector at each ``detector.sweep`` size -> reports/metrics/multihand.json (the detector run's
-    figures at the top, the label-box run's under ``label_boxes``, one line per size under
+    detector at each ``detector.sweep`` size, and the clips of two hands again at each size with the
+    live app's default ``max_hands`` -> reports/metrics/multihand.json (the detector run's figures
+    at the top, the label-box run's under ``label_boxes``, one line per size under
     ``detector_sweep``)."""
     cfg, seed = params["multihand"], int(params["seed"])
     threads, conf = int(params["runtime"]["threads"]), float(params["evaluate"]["yolo_conf_threshold"])
@@ -310,6 +318,7 @@ def run_multihand(params: dict) -> dict:
         "smoothing": False,
         "conf_threshold": conf,
         "threads": threads,
+        "spinning": False,  # ONNX Runtime threads of both models (OnnxRuntimeBackend), as in the live app
         "seed": seed,
         "match_distance": MATCH_DISTANCE,
         "match_iou": MATCH_IOU,
@@ -318,21 +327,25 @@ def run_multihand(params: dict) -> dict:
         **{key: getattr(HandTracker(), key) for key in ("duplicate_fraction", "duplicate_distance", "duplicate_iou")},
     }
     imgsz, sized = int(params["detector"]["imgsz"]), _detector_files(params)
-    settings["detector_imgsz"] = imgsz
-    predictor = load_predictor(HEATMAP_ONNX, "onnxruntime", "cpu", threads)
+    app_max_hands = HandTracker().max_hands  # the live app's default --max-hands
+    settings.update(detector_imgsz=imgsz, app_default_max_hands=app_max_hands)
+    predictor = load_predictor(HEATMAP_ONNX, "onnxruntime", "cpu", threads, spinning=False)  # turns with the detector
     detector = YoloHandDetector(DETECTOR_ONNX, conf_threshold=conf, threads=threads)
     pipeline = pipeline_factory(predictor, cfg)
     clips = split_clips(params, "val")
     with_yolo = rounded_score(score(clips, run_clips(lambda clip: pipeline(detector), clips)))
     with_labels = label_box_figures(predictor, clips, cfg)
+    two_hand_clips = [clip for clip in clips if max(map(len, clip.truth), default=0) == 2]
+    app_pipeline = pipeline_factory(predictor, {**cfg, "max_hands": app_max_hands})
     sweep = []
     for size, path in sized.items():
         if size == imgsz:
-            figures = with_yolo  # the same file as models/detector.onnx
+            sized_run, figures = detector, with_yolo  # the same file as models/detector.onnx
         else:
             sized_run = YoloHandDetector(path, conf_threshold=conf, threads=threads)
             figures = rounded_score(score(clips, run_clips(lambda clip, d=sized_run: pipeline(d), clips)))
-        sweep.append(sweep_row(size, figures))
+        app_runs = run_clips(lambda clip, d=sized_run: app_pipeline(d), two_hand_clips)
+        sweep.append(sweep_row(size, figures, rounded_score(score(two_hand_clips, app_runs))))
         print(f"multihand, detector at {size} px: {sweep[-1]}")
     result = {
         "settings": {**settings, "label_box_scale": DETECTOR_BOX_SCALE},

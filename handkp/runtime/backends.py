@@ -12,6 +12,8 @@ import numpy as np
 from ..core.device import resolve_device
 from ..core.errors import ModelLoadError
 
+SPINNING_KEY = "session.intra_op.allow_spinning"  # ONNX Runtime's session option
+
 
 def run_per_image(run, x: np.ndarray, fixed_batch: int | None) -> np.ndarray | None:
     """For a backend whose input has a fixed batch: a batch of another size run one image at a
@@ -38,15 +40,21 @@ class TorchBackend:
 
 
 class OnnxRuntimeBackend:
-    """An ONNX Runtime session; CUDA when asked for and available, else CPU."""
+    """An ONNX Runtime session; CUDA when asked for and available, else CPU.
 
-    def __init__(self, path: Path, device: str, threads: int = 0):
+    ``spinning``: whether the session's intra-op threads spin-wait for work after a run (ONNX
+    Runtime's default: the fastest for one model called back to back). False for a model that takes
+    turns with another session on the same cores (the keypoint model and the hand detector of the
+    multi-hand pipeline): each session's threads would otherwise spin through the other's runs."""
+
+    def __init__(self, path: Path, device: str, threads: int = 0, spinning: bool = True):
         import onnxruntime as ort
 
         self.path = Path(path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.add_session_config_entry("session.set_denormal_as_zero", "1")  # as TorchBackend: no slow denormals
+        options.add_session_config_entry(SPINNING_KEY, "1" if spinning else "0")
         providers = ["CPUExecutionProvider"]
         if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")

@@ -40,6 +40,7 @@ def load_predictor(
     precision: str | None = None,
     flip_test: bool = False,
     refine: bool = False,
+    spinning: bool = True,
 ) -> Predictor:
     """A predictor for a checkpoint (.pt, torch backend), an ONNX file (onnxruntime, or openvino),
     a TensorRT engine or an OpenVINO IR. ``backend='auto'`` picks from the file's suffix;
@@ -48,9 +49,11 @@ def load_predictor(
     onnxruntime accept fp32 (what they run), tensorrt none (an engine's precision is built in).
     ``flip_test``: the heatmap model's flip test (``Predictor.infer``), two network passes.
     ``refine``: the heatmap model's refine pass in ``predict``/``predict_batch`` (a second pass on
-    the hand's crop, ``Predictor.refine_pass``): twice the network calls (four with the flip test)."""
+    the hand's crop, ``Predictor.refine_pass``): twice the network calls (four with the flip test).
+    ``spinning`` (onnxruntime only): False for a model that takes turns with another ONNX Runtime
+    session on the same cores, as the keypoint model beside the hand detector (``OnnxRuntimeBackend``)."""
     path = Path(model_path)
-    predictor = _backend_predictor(path, backend, device, threads, conf_threshold, precision)
+    predictor = _backend_predictor(path, backend, device, threads, conf_threshold, precision, spinning)
     try:
         if flip_test:
             predictor = predictor.flip_tested()
@@ -62,7 +65,13 @@ def load_predictor(
 
 
 def _backend_predictor(
-    path: Path, backend: str, device: str, threads: int, conf_threshold: float, precision: str | None
+    path: Path,
+    backend: str,
+    device: str,
+    threads: int,
+    conf_threshold: float,
+    precision: str | None,
+    spinning: bool,
 ) -> Predictor:
     if not path.is_file():
         raise ModelLoadError(f"{path}: model file not found")
@@ -89,7 +98,7 @@ def _backend_predictor(
         model, codec, _ = load_checkpoint(path)
         return Predictor(HeatmapDecoder(codec), "torch", TorchBackend(model, device), codec.input_size)
     if backend == "onnxruntime":
-        run = OnnxRuntimeBackend(path, device, threads)
+        run = OnnxRuntimeBackend(path, device, threads, spinning)
         decoder, size = decoder_from_metadata(run.metadata(), run.input_side, path, conf_threshold)
         return Predictor(decoder, "onnxruntime", run, size)
     from .tensorrt import load_tensorrt_predictor

@@ -41,9 +41,11 @@ DETECTOR_FILE = RELEASE_DETECTOR.name
 class YoloHandDetector:
     """Every hand in a frame from an Ultralytics YOLO-pose ONNX export (ONNX Runtime).
 
-    ``threads``: ONNX Runtime's intra-op threads (0: its own choice); ``device``: ``cpu`` or
-    ``cuda[:N]`` (with onnxruntime-gpu). ``run``: instead of loading ``path``, any callable
-    (1, 3, S, S) float32 -> the raw output (a stand-in backend), S = ``input_size`` (default 224).
+    ``threads``: ONNX Runtime's intra-op threads (0: its own choice), which do not spin-wait
+    after a run (``spinning``: the detector takes turns with the keypoint model on the same cores;
+    ``OnnxRuntimeBackend``); ``device``: ``cpu`` or ``cuda[:N]`` (with onnxruntime-gpu). ``run``:
+    instead of loading ``path``, any callable (1, 3, S, S) float32 -> the raw output (a stand-in
+    backend), S = ``input_size`` (default 224).
     ``predictor``: the runtime's ``Predictor`` that runs it. Raises ModelLoadError for a missing
     or unloadable file, or one that is not a YOLO-pose export."""
 
@@ -57,13 +59,14 @@ class YoloHandDetector:
         device: str = "cpu",
         run: Callable[[np.ndarray], np.ndarray] | None = None,
         input_size: int | None = None,
+        spinning: bool = False,
     ):
         self.path = Path(path)
         decoder = YoloPoseDecoder(conf_threshold, iou_threshold, max_detections)
         if run is None:
             if not self.path.is_file():
                 raise ModelLoadError(f"{self.path}: detector file not found")
-            backend = OnnxRuntimeBackend(self.path, device, threads)
+            backend = OnnxRuntimeBackend(self.path, device, threads, spinning)
             meta = backend.metadata()
             found, size = decoder_from_metadata(meta, backend.input_side, self.path)
             if found.kind != "yolo":

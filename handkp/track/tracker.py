@@ -13,8 +13,11 @@ The caller owns the models; per frame it runs:
 - **Detection** is wanted while fewer than ``max_hands`` hands are tracked, on every
   ``detect_every``-th frame (counted from its last run; 1 = every such frame, as MediaPipe), and
   on the frame after a duplicate freed a place (below); never while ``max_hands`` are tracked.
-  A box overlapping a tracked hand's box (IoU >= ``iou_threshold``) is that hand, not a new one;
-  the others (in the detector's order, best first) fill the free places.
+  A box overlapping a tracked hand's box as a detector frames it (its keypoints' extent
+  ``DETECTOR_BOX_SCALE`` x as large, ``detector_box``; IoU >= ``iou_threshold``: MediaPipe compares
+  the two in one framing too) is that hand, not a new one; the others (in the detector's order,
+  best first) fill the free places. (Against the keypoints' own, tighter extent, a detection of a
+  tracked hand can fall below the threshold, take the free place and hide the new hand behind it.)
 - **Following**: a tracked hand's crop comes from its last keypoints (``roi_from_keypoints``),
   turned so the hand points up (``upright``, MediaPipe's choice for a model trained on such crops)
   or not turned.
@@ -52,6 +55,7 @@ from ..core.keypoints import IMAGE_SIZE
 from ..core.roi import (
     PALM_KEYPOINTS,
     Roi,
+    detector_box,
     palm_size,
     roi_from_box,
     roi_from_keypoints,
@@ -189,7 +193,7 @@ class HandTracker:
         rois = [roi_from_keypoints(t.seen.keypoints, upright=self.upright) for t in self._tracks]
         if detections is not None:
             self._last_detection = frame_index
-            taken = [keypoint_box(t.seen.keypoints, dtype=np.float32) for t in self._tracks]
+            taken = [detector_box(t.seen.keypoints) for t in self._tracks]
             for box in np.asarray(detections, dtype=np.float64).reshape(-1, 4):
                 if len(rois) >= self.max_hands:
                     break

@@ -38,6 +38,7 @@ from handkp.core.geometry import rotation
 from handkp.core.keypoints import IMAGE_SIZE, NUM_KEYPOINTS
 from handkp.core.roi import PALM_KEYPOINTS, roi_from_keypoints
 from handkp.runtime import Predictor, load_predictor
+from handkp.runtime.backends import SPINNING_KEY
 from handkp.runtime.decoders import YOLO_PAD_RGB
 from handkp.runtime.predictor import letterbox
 from handkp.track import HandTracker, MultiHandPipeline, OneEuroSettings, TrackedHand, YoloHandDetector
@@ -546,3 +547,31 @@ def test_refine_skips_the_crops_without_a_hand(scene):
     assert sizes == [3, 2] and len(pipeline.rois) == 3
     for h, truth in zip(hands, scene.keypoints[10].values()):
         np.testing.assert_allclose(h.keypoints, truth, atol=0.5)
+
+
+def test_onnx_runtime_threads_spin_only_where_one_model_runs(tmp_path, scene, real_models, monkeypatch):
+    """ONNX Runtime's threads spin-wait after a run (its default) only in single-hand mode: with a
+    detector, the keypoint model's session and the detector's take turns on the same cores, and
+    neither spins (``OnnxRuntimeBackend``: ``spinning``)."""
+    heatmap, detector = real_models
+    sessions = {}
+
+    def recording_loader(*args, **kwargs):
+        predictor = load_predictor(*args, **kwargs)
+        sessions["model"] = predictor.run.session
+        return predictor
+
+    def recording_detector(*args, **kwargs):
+        found = YoloHandDetector(*args, **kwargs)
+        sessions["detector"] = found.predictor.run.session
+        return found
+
+    monkeypatch.setattr(cli, "load_predictor", recording_loader)
+    monkeypatch.setattr(tracking, "YoloHandDetector", recording_detector)
+    base = ["live", "--source", str(scene.clip), "--model", str(heatmap), "--headless", "--max-frames", "1"]
+    spins = {}
+    for label, extra in (("tracking", ["--detector", str(detector)]), ("single", ["--detector", "none"])):
+        sessions.clear()
+        assert cli_main([*base, "--log-every", "0", *extra]) == 0
+        spins[label] = {k: s.get_session_options().get_session_config_entry(SPINNING_KEY) for k, s in sessions.items()}
+    assert spins == {"tracking": {"model": "0", "detector": "0"}, "single": {"model": "1"}}

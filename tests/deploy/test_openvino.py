@@ -260,10 +260,10 @@ def test_live_app_takes_the_openvino_backend(heatmap_onnx):
     args = parser.parse_args(
         ["--source", "0", "--model", str(heatmap_onnx), "--backend", "openvino", "--precision", "fp32"]
     )
-    predictor = cli._load_model(args)
+    predictor = cli._load_model(args, spinning=True)
     assert (predictor.backend, predictor.run.precision) == ("openvino", "fp32")
     bad = parser.parse_args(
         ["--source", "0", "--model", str(heatmap_onnx), "--backend", "openvino", "--device", "cuda"]
     )
     with pytest.raises(cli.ModelError, match="not on 'cuda'"):
-        cli._load_model(bad)
+        cli._load_model(bad, spinning=True)

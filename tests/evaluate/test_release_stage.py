@@ -74,6 +74,10 @@ def test_multihand_weighs_the_detector_sizes_and_runs_the_chosen_one(pipeline_ru
     assert sweep[224]["missed_rate"] == overall["missed_rate"] and sweep[224]["fps"] == overall["fps"]
     assert sweep[224]["missed_rate_2_hands"] == two.get("missed_rate")
     assert all(row["fps"] > 0 for row in sweep.values())
+    # the clips of two hands again, with the live app's default of up to two hands
+    assert multihand["settings"]["app_default_max_hands"] == 2 and multihand["settings"]["max_hands"] == 3
+    has_two = "2" in multihand["by_hands"]
+    assert all((row["fps_2_hands_app_default"] is not None) == has_two for row in sweep.values())
     assert multihand["files"]["detector"] == sha256_file(pipeline_run / "release" / "detector.onnx")
     sized = pipeline_run / "models" / "detector_sizes"
     assert sorted(p.name for p in sized.iterdir()) == ["yolo_160.onnx", "yolo_224.onnx"]

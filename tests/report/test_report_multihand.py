@@ -109,15 +109,17 @@ def test_missing_multihand_json_is_said(tmp_path):
 def test_detector_sizes_are_a_table_with_the_size_in_use_in_bold(tmp_path):
     path = tmp_path / "multihand.json"
     row = {"false_hands": 2, "pck_5px": 0.5, "missed_rate_2_hands": 0.25, "fps_2_hands": 31.04}
+    row |= {"missed_rate_2_hands_app_default": 0.125, "fps_2_hands_app_default": 60.0}
     sweep = [
         {"imgsz": 224, "missed_rate": 0.458, "fps": 43.34, **row},
         {"imgsz": 416, "missed_rate": 0.30, "fps": 20.0, **row, "missed_rate_2_hands": None},
     ]
-    settings = {**SYNTHETIC["settings"], "detector_imgsz": 416}
+    settings = {**SYNTHETIC["settings"], "detector_imgsz": 416, "app_default_max_hands": 2}
     path.write_text(json.dumps({**SYNTHETIC, "settings": settings, "detector_sweep": sweep}))
     lines = multihand_section(data_with(path))
     assert "YOLO detector (input 416 px)" in lines[0]
-    assert lines[-2] == "| 224 px | 45.8% | 25.0% | 2 | 0.500 | 43.3 | 31.0 |"
-    assert lines[-1] == "| **416 px** | 30.0% | – | 2 | 0.500 | 20.0 | 31.0 |"
+    assert lines[-2] == "| 224 px | 45.8% | 25.0% | 2 | 0.500 | 43.3 | 31.0 | 12.5% | 60.0 |"
+    assert lines[-1] == "| **416 px** | 30.0% | – | 2 | 0.500 | 20.0 | 31.0 | 12.5% | 60.0 |"
+    assert "with the live app's default of up to 2 hands" in lines[-6] and "Up to 3 hands tracked" in lines[-6]
     path.write_text(json.dumps(SYNTHETIC))  # a file from before the sweep: no such table
     assert not any("detector input" in line for line in multihand_section(data_with(path)))

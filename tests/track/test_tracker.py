@@ -104,6 +104,27 @@ def test_a_detection_of_a_tracked_hand_is_not_a_new_hand():
     assert all(ids(o) == [0] for o in outputs)  # the model's two views of one hand are one hand
 
 
+def test_a_loose_detection_of_a_tracked_hand_leaves_the_free_place_to_the_new_hand():
+    """YOLO frames a hand more loosely than its keypoints' extent (here 1.7 x as wide, 1.2 x as tall,
+    as this project's detector frames the multihand clips' hands): against the tracked hand's tight
+    extent such a box falls below the IoU threshold. It is still that hand, so the one free place
+    (up to two hands) goes to the second hand, which the detector ranks below it."""
+    a, b = hand(200, 350), hand(480, 200, palm_px=20.0)
+
+    def loose(hands):  # best first: the tracked hand, then the small new one
+        out = []
+        for kp in hands:
+            centre, half = (kp.min(0) + kp.max(0)) / 2, (kp.max(0) - kp.min(0)) * [1.7, 1.2] / 2
+            out.append(np.concatenate([centre - half, centre + half]))
+        return np.array(out)
+
+    assert box_iou(loose([a])[0], keypoint_box(a)) < 0.5  # below the threshold against the tight extent
+    outputs, detected = run(HandTracker(max_hands=2, smoothing=None), [[a]] * 3 + [[a, b]] * 3, detector=loose)
+    assert [ids(o) for o in outputs] == [[0], [0], [0], [0, 1], [0, 1], [0, 1]]
+    assert detected == [0, 1, 2, 3]  # then two are tracked: the detector rests
+    np.testing.assert_allclose(outputs[-1][1].keypoints, b, atol=1e-3)
+
+
 def test_a_false_detection_starts_nothing_and_spends_no_id():
     tracker = HandTracker(max_hands=2)
     outputs, _ = run(tracker, [[]] * 3 + [[hand(300, 300)]] * 3, detector=lambda hands: np.array([[10.0, 10, 90, 90]]))

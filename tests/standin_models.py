@@ -60,13 +60,15 @@ def yolo_raw(
 
 
 def standin_yolo_onnx(
-    path: Path, raw: np.ndarray, input_size: int = 224, kpt_shape: str = f"[{NUM_KEYPOINTS}, 3]"
+    path: Path, raw: np.ndarray, input_size: int | tuple[int, int] = 224, kpt_shape: str = f"[{NUM_KEYPOINTS}, 3]"
 ) -> Path:
-    """A STAND-IN detector file: output ``output0`` = ``raw`` for any (1, 3, S, S) input."""
+    """A STAND-IN detector file: output ``output0`` = ``raw`` for any (1, 3, S, S) input (``input_size``
+    S, or (height, width) for a rectangular input, as Ultralytics exports at ``imgsz=[h, w]``)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     raw = np.asarray(raw, np.float32)
+    height, width = (input_size, input_size) if np.ndim(input_size) == 0 else input_size
     nodes = [
         helper.make_node("ReduceMean", ["images"], ["mean"], axes=[1, 2, 3], keepdims=0),  # (1,): uses the input
         helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
@@ -75,7 +77,7 @@ def standin_yolo_onnx(
     graph = helper.make_graph(
         nodes,
         "standin_yolo_pose",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, input_size, input_size])],
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, height, width])],
         [helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(raw.shape))],
         initializer=[
             numpy_helper.from_array(raw, "detections"),
@@ -86,7 +88,7 @@ def standin_yolo_onnx(
     model.ir_version = 8
     for key, value in {
         "task": "pose",
-        "imgsz": f"[{input_size}, {input_size}]",
+        "imgsz": f"[{height}, {width}]",
         "kpt_shape": kpt_shape,
         "description": "stand-in YOLO-pose detector: a fixed output",
     }.items():

@@ -57,6 +57,8 @@ RELEASE_DETECTOR = RELEASE_DIR / "detector.onnx"  # release: the YOLO export bes
 RELEASE_MANIFEST = RELEASE_DIR / "manifest.json"  # release: its sha256, params, metrics, training figures
 
 
-def sized_detector(size: int) -> Path:
-    """The hand detector exported at input ``size`` px (detector_export): models/detector_sizes/yolo_<S>.onnx."""
-    return DETECTOR_SIZES / f"yolo_{int(size)}.onnx"
+def sized_detector(height: int, width: int) -> Path:
+    """The hand detector exported at a (height, width) input (detector_export):
+    models/detector_sizes/yolo_<S>.onnx when square, yolo_<W>x<H>.onnx when not."""
+    name = f"{int(width)}" if height == width else f"{int(width)}x{int(height)}"
+    return DETECTOR_SIZES / f"yolo_{name}.onnx"

@@ -6,14 +6,15 @@ against the labels moved with each hand.
     runs = run_clips(lambda clip: MultiHandPipeline(predictor, detector, HandTracker(...)), clips)
     figures = score(clips, runs)             # {"overall": {...}, "by_hands": {"0": {...}, ...}}
 
-The stage runs the clips with the YOLO detector at its input size (``detector.imgsz``), with
-``LabelBoxes`` in its place (top-down pose evaluation's ground-truth boxes), so that what the
-detector misses and what the tracker and the keypoint model miss read apart, and with the detector
-at each size of ``detector.sweep`` (``detector_sweep``: missed hands against FPS, what the size
-is chosen from). The stage's tracker takes up to ``multihand.max_hands`` (3) hands, so in a frame
-with two it runs the detector on every frame for a third; each sweep size also runs the clips of
-two hands with the live app's default, up to two hands (``HandTracker``'s ``max_hands``), where
-the detector rests while both are tracked: what a user with two hands in view gets.
+The stage runs the clips with the YOLO detector at its input (``detector.imgsz`` shaped for
+``detector.frame_size``), with ``LabelBoxes`` in its place (top-down pose evaluation's ground-truth
+boxes), so that what the detector misses and what the tracker and the keypoint model miss read
+apart, and with the detector at each size of ``detector.sweep``, square and shaped for the frames
+(``detector_sweep``: missed hands against FPS, what the input is chosen from). The stage's tracker
+takes up to ``multihand.max_hands`` (3) hands, so in a frame with two it runs the detector on
+every frame for a third; each sweep input also runs the clips of two hands with the live app's
+default, up to two hands (``HandTracker``'s ``max_hands``), where the detector rests while both
+are tracked: what a user with two hands in view gets.
 
 Per frame the predicted hands are matched to the true ones (``match_frame``: at most one each,
 the most pairs, then the smallest mean keypoint distance in the true hand's sizes; a pair needs
@@ -43,14 +44,16 @@ from ..bench.clips import Clip, FrameHand, make_clips
 from ..core.errors import HandkpError
 from ..core.geometry import box_iou
 from ..core.io import sha256_file, write_json
-from ..core.paths import DETECTOR_ONNX, HEATMAP_ONNX, IMAGE_CACHE, MULTIHAND, PREPARED_TABLE, sized_detector
+from ..core.paths import DETECTOR_ONNX, HEATMAP_ONNX, IMAGE_CACHE, MULTIHAND, PREPARED_TABLE
 from ..core.roi import DETECTOR_BOX_SCALE, detector_box
 from ..data.cache import CacheError, ImageCache
 from ..data.dataset import split_arrays
 from ..runtime import load_predictor
+from ..runtime.predictor import input_hw, input_label
 from ..track import HandTracker, MultiHandPipeline, TrackedHand, YoloHandDetector
 from ..track.pipeline import Detector
 from ..track.tracker import best_assignment
+from ..yolo.export import chosen_input, sized_export, sweep_inputs
 
 PCK_THRESHOLDS = (1, 3, 5, 10)
 MATCH_DISTANCE = 0.5  # mean keypoint distance, in the true hand's sizes (its visible keypoints' box, longer side)
@@ -220,14 +223,16 @@ def rounded_score(figures: dict) -> dict:
     }
 
 
-def sweep_row(size: int, figures: dict, app_default: dict) -> dict:
-    """One detector size's line of ``detector_sweep``: missed hands, PCK@5 and FPS overall and in
-    the frames with two hands, from the stage's run (``figures``) and from the two-hand clips run
-    with the live app's default of up to two hands (``app_default``, keys ``*_app_default``)."""
+def sweep_row(input_size, figures: dict, app_default: dict) -> dict:
+    """One detector input's line of ``detector_sweep`` (``imgsz``: its long side, ``input``:
+    [height, width]): missed hands, PCK@5 and FPS overall and in the frames with two hands, from
+    the stage's run (``figures``) and from the two-hand clips run with the live app's default of up
+    to two hands (``app_default``, keys ``*_app_default``)."""
     overall, two = figures["overall"], figures["by_hands"].get("2", {})
     app_two = app_default["by_hands"].get("2", {})
     return {
-        "imgsz": size,
+        "imgsz": max(input_hw(input_size)),
+        "input": list(input_hw(input_size)),
         "missed_rate": overall["missed_rate"],
         "false_hands": overall["false_hands"],
         "pck_5px": overall["pck_5px"],
@@ -239,10 +244,10 @@ def sweep_row(size: int, figures: dict, app_default: dict) -> dict:
     }
 
 
-def _detector_files(params: dict) -> dict[int, object]:
-    """detector.sweep size -> its export (detector_export); HandkpError naming a missing one."""
-    sizes = sorted({int(s) for s in params["detector"]["sweep"]} | {int(params["detector"]["imgsz"])})
-    files = {s: sized_detector(s) for s in sizes}
+def _detector_files(params: dict) -> dict:
+    """Each input of ``sweep_inputs`` (a side, or (height, width)) -> its export (detector_export);
+    HandkpError naming a missing one."""
+    files = {shape: sized_export(shape) for shape in sweep_inputs(params["detector"])}
     missing = [str(f) for f in [DETECTOR_ONNX, *files.values()] if not f.is_file()]
     if missing:
         raise HandkpError(f"{', '.join(missing)} not found; run dvc repro detector_export")
@@ -326,11 +331,16 @@ def run_multihand(params: dict) -> dict:
         # the tracker's duplicate rule (MediaPipe's), at HandTracker's defaults
         **{key: getattr(HandTracker(), key) for key in ("duplicate_fraction", "duplicate_distance", "duplicate_iou")},
     }
-    imgsz, sized = int(params["detector"]["imgsz"]), _detector_files(params)
+    imgsz, chosen, sized = int(params["detector"]["imgsz"]), chosen_input(params["detector"]), _detector_files(params)
     app_max_hands = HandTracker().max_hands  # the live app's default --max-hands
-    settings.update(detector_imgsz=imgsz, app_default_max_hands=app_max_hands)
     predictor = load_predictor(HEATMAP_ONNX, "onnxruntime", "cpu", threads, spinning=False)  # turns with the detector
     detector = YoloHandDetector(DETECTOR_ONNX, conf_threshold=conf, threads=threads)
+    if input_hw(detector.input_size) != input_hw(chosen):
+        raise HandkpError(
+            f"{DETECTOR_ONNX}: input {input_label(detector.input_size)}, not detector.imgsz {imgsz} shaped for "
+            f"detector.frame_size ({input_label(chosen)}); run dvc repro detector_export"
+        )
+    settings.update(detector_imgsz=imgsz, detector_input=list(input_hw(chosen)), app_default_max_hands=app_max_hands)
     pipeline = pipeline_factory(predictor, cfg)
     clips = split_clips(params, "val")
     with_yolo = rounded_score(score(clips, run_clips(lambda clip: pipeline(detector), clips)))
@@ -338,15 +348,15 @@ def run_multihand(params: dict) -> dict:
     two_hand_clips = [clip for clip in clips if max(map(len, clip.truth), default=0) == 2]
     app_pipeline = pipeline_factory(predictor, {**cfg, "max_hands": app_max_hands})
     sweep = []
-    for size, path in sized.items():
-        if size == imgsz:
+    for shape, path in sized.items():
+        if shape == chosen:
             sized_run, figures = detector, with_yolo  # the same file as models/detector.onnx
         else:
             sized_run = YoloHandDetector(path, conf_threshold=conf, threads=threads)
             figures = rounded_score(score(clips, run_clips(lambda clip, d=sized_run: pipeline(d), clips)))
         app_runs = run_clips(lambda clip, d=sized_run: app_pipeline(d), two_hand_clips)
-        sweep.append(sweep_row(size, figures, rounded_score(score(two_hand_clips, app_runs))))
-        print(f"multihand, detector at {size} px: {sweep[-1]}")
+        sweep.append(sweep_row(shape, figures, rounded_score(score(two_hand_clips, app_runs))))
+        print(f"multihand, detector at {input_label(shape)} px: {sweep[-1]}")
     result = {
         "settings": {**settings, "label_box_scale": DETECTOR_BOX_SCALE},
         "files": {"heatmap": sha256_file(HEATMAP_ONNX), "detector": sha256_file(DETECTOR_ONNX)},
@@ -354,7 +364,8 @@ def run_multihand(params: dict) -> dict:
         "label_boxes": with_labels,
         "detector_sweep": sweep,
     }
-    for name, o in ((f"detector at {imgsz} px", with_yolo["overall"]), ("label boxes", with_labels["overall"])):
+    runs = ((f"detector at {input_label(chosen)} px", with_yolo["overall"]), ("label boxes", with_labels["overall"]))
+    for name, o in runs:
         print(
             f"multihand, {name}: {o['frames']} frames, {o['hands']} hands: PCK@5 {o['pck_5px']}, "
             f"missed {o['missed_hands']}, false {o['false_hands']}, ID switches {o['id_switches']}, {o['fps']} FPS"

@@ -33,6 +33,7 @@ from ..core.paths import (
 from ..data.cache import ImageCache
 from ..evaluate.evaluation import split_metrics
 from ..runtime import load_predictor
+from ..runtime.predictor import input_hw
 from ..yolo.run_state import read_record
 
 
@@ -151,10 +152,9 @@ def run_release(params: dict) -> dict:
         load_predictor(RELEASE_ONNX, "onnxruntime", "cpu", threads, refine=True), gt, cache, batch_size
     )
     detector_sha = _released(DETECTOR_ONNX, RELEASE_DETECTOR)
-    imgsz = int(params["detector"]["imgsz"])
-    detector_val = split_metrics(
-        load_predictor(RELEASE_DETECTOR, "onnxruntime", "cpu", threads, conf_threshold=conf), gt, cache, batch_size
-    )
+    detector = load_predictor(RELEASE_DETECTOR, "onnxruntime", "cpu", threads, conf_threshold=conf)
+    detector_input = input_hw(detector.input_size)  # (height, width): detector.frame_size's aspect
+    detector_val = split_metrics(detector, gt, cache, batch_size)
     training = training_summary()
     manifest = {
         "file": RELEASE_ONNX.name,
@@ -177,7 +177,7 @@ def run_release(params: dict) -> dict:
             "file": RELEASE_DETECTOR.name,
             "sha256": detector_sha,
             "bytes": RELEASE_DETECTOR.stat().st_size,
-            "input": f"RGB pixels / 255, (1, 3, {imgsz}, {imgsz}) float32, letterboxed; "
+            "input": f"RGB pixels / 255, (1, 3, {', '.join(map(str, detector_input))}) float32, letterboxed; "
             "Ultralytics YOLO-pose output (see the ONNX metadata)",
             "params": {"yolo": params["yolo"], "detector": params["detector"]},
             "training": detector_training_summary(params["yolo"].get("state_copy")),

@@ -5,6 +5,7 @@ input sizes weighed (missed hands against FPS)."""
 
 from __future__ import annotations
 
+from ..runtime.predictor import input_label
 from .data import ReportData
 from .format import MISSING, fmt_count, fmt_fps, fmt_pck, fmt_px, num, posix
 
@@ -47,7 +48,8 @@ def multihand_section(data: ReportData) -> list[str]:
         f"{fmt_count(num(s, 'n_clips'))} synthetic clips of {fmt_count(num(s, 'frames'))} frames "
         f"at {size[0]}×{size[1]}: 0–{fmt_count(num(s, 'max_hands'))} val hands per clip, "
         "each scaled (0.4–1.2), turned and moving, entering and leaving, "
-        f"through the YOLO detector (input {s.get('detector_imgsz', MISSING)} px), the tracker and the heatmap model "
+        f"through the YOLO detector (input {_input(s.get('detector_input'), s.get('detector_imgsz'))} px), the tracker "
+        "and the heatmap model "
         f"(detector every {fmt_count(num(s, 'detect_every'))} frame(s) while places are free, presence threshold "
         f"{s.get('presence_threshold', MISSING)}, {crops}, smoothing {smoothing}). PCK in the source image's px "
         "(frame px / the hand's scale); a missed hand's keypoints count as misses; EPE over matched hands.",
@@ -74,20 +76,31 @@ def multihand_section(data: ReportData) -> list[str]:
             "scores with ground-truth boxes: the misses left are the tracker's and the keypoint model's, "
             "the rest of the first row's are the detector's."
         )
+    in_use = (s.get("detector_imgsz"), s.get("detector_input"))
     return lines + _sweep_lines(
-        mh.get("detector_sweep") or [], s.get("detector_imgsz"), s.get("max_hands"), s.get("app_default_max_hands")
+        mh.get("detector_sweep") or [], in_use, s.get("max_hands"), s.get("app_default_max_hands")
     )
 
 
-def _sweep_lines(sweep: list[dict], chosen, max_hands, app_max_hands) -> list[str]:
-    """The detector's input sizes on the same clips: missed hands and FPS, overall and with two
-    hands, with the stage's tracker and with the live app's default."""
+def _input(height_width, side) -> str:
+    """A detector input as the report shows it: ``416×320`` (width × height) or ``416`` when square;
+    ``side`` for files from before the input's shape was recorded (square)."""
+    if not height_width:
+        return str(side if side is not None else MISSING)
+    return input_label(tuple(height_width))
+
+
+def _sweep_lines(sweep: list[dict], in_use: tuple, max_hands, app_max_hands) -> list[str]:
+    """The detector's inputs on the same clips: missed hands and FPS, overall and with two hands,
+    with the stage's tracker and with the live app's default; ``in_use``: (imgsz, [height, width]
+    or None for files from before the input's shape was recorded)."""
     if not sweep:
         return []
     lines = [
         "",
-        "The detector's input size (each frame letterboxed to it) on the same clips; **bold**: the size in use "
-        f"(`detector.imgsz`). Up to {fmt_count(max_hands)} hands tracked, the detector runs on every frame with "
+        "The detector's input (width × height; each frame letterboxed to it), square and shaped for the frames "
+        "(`detector.frame_size`), on the same clips; **bold**: the input in use (`detector.imgsz`, "
+        f"`detector.frame_size`). Up to {fmt_count(max_hands)} hands tracked, the detector runs on every frame with "
         "fewer, so in frames with 2 hands it keeps looking for another; the last two columns run the clips "
         f"of 2 hands again with the live app's default of up to {fmt_count(app_max_hands)} hands, where it "
         "rests while both are tracked.",
@@ -97,9 +110,10 @@ def _sweep_lines(sweep: list[dict], chosen, max_hands, app_max_hands) -> list[st
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in sweep:
-        size = f"{row['imgsz']} px"
+        size = f"{_input(row.get('input'), row['imgsz'])} px"
+        chosen = row.get("input") == in_use[1] if in_use[1] else row["imgsz"] == in_use[0]
         cells = [
-            f"**{size}**" if row["imgsz"] == chosen else size,
+            f"**{size}**" if chosen else size,
             _rate(num(row, "missed_rate")),
             _rate(num(row, "missed_rate_2_hands")),
             fmt_count(num(row, "false_hands")),

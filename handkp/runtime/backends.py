@@ -11,6 +11,7 @@ import numpy as np
 
 from ..core.device import resolve_device
 from ..core.errors import ModelLoadError
+from .predictor import fixed_input_size
 
 SPINNING_KEY = "session.intra_op.allow_spinning"  # ONNX Runtime's session option
 
@@ -65,7 +66,7 @@ class OnnxRuntimeBackend:
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
-        self.input_side = inp.shape[-1] if isinstance(inp.shape[-1], int) else None
+        self.input_size = fixed_input_size(inp.shape)  # a side, (height, width), or None: not fixed
 
     def metadata(self) -> dict[str, str]:
         return self.session.get_modelmeta().custom_metadata_map

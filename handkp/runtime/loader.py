@@ -99,7 +99,7 @@ def _backend_predictor(
         return Predictor(HeatmapDecoder(codec), "torch", TorchBackend(model, device), codec.input_size)
     if backend == "onnxruntime":
         run = OnnxRuntimeBackend(path, device, threads, spinning)
-        decoder, size = decoder_from_metadata(run.metadata(), run.input_side, path, conf_threshold)
+        decoder, size = decoder_from_metadata(run.metadata(), run.input_size, path, conf_threshold)
         return Predictor(decoder, "onnxruntime", run, size)
     from .tensorrt import load_tensorrt_predictor
 
@@ -109,4 +109,4 @@ def _backend_predictor(
 def onnx_decoder(path: str | Path) -> tuple:
     """(decoder, input size) of an ONNX file, read through ONNX Runtime (no onnx package needed)."""
     run = OnnxRuntimeBackend(Path(path), "cpu")
-    return decoder_from_metadata(run.metadata(), run.input_side, Path(path))
+    return decoder_from_metadata(run.metadata(), run.input_size, Path(path))

@@ -30,7 +30,7 @@ from ..core.errors import ModelLoadError
 from .backends import run_per_image
 from .decoders import YOLO_CONF_THRESHOLD, HeatmapDecoder, YoloPoseDecoder
 from .model_file import decoder_from_metadata
-from .predictor import Predictor
+from .predictor import Predictor, fixed_input_size
 from .tensorrt import read_sidecar
 
 PRECISIONS = ("fp32", "bf16", "int8")
@@ -149,8 +149,10 @@ class OpenVinoBackend:
         self.precision, self.threads = precision, int(threads)
         shape = model.inputs[0].get_partial_shape()
         self.fixed_batch = shape[0].get_length() if shape.rank.is_static and shape[0].is_static else None
-        self.input_side = (
-            shape[3].get_length() if shape.rank.is_static and len(shape) == 4 and shape[3].is_static else None
+        self.input_size = (
+            fixed_input_size([d.get_length() if d.is_static else None for d in shape])
+            if shape.rank.is_static and len(shape) == 4
+            else None
         )
         config = {"INFERENCE_PRECISION_HINT": PRECISION_HINTS[precision], "PERFORMANCE_HINT": "LATENCY"}
         if self.threads > 0:
@@ -205,5 +207,5 @@ def load_openvino_predictor(
     else:
         meta_map = onnx_metadata_map(path)
         backend = OpenVinoBackend(path, device, precision or "fp32", threads)
-        decoder, size = decoder_from_metadata(meta_map, backend.input_side, path, conf_threshold)
+        decoder, size = decoder_from_metadata(meta_map, backend.input_size, path, conf_threshold)
     return Predictor(decoder, "openvino", backend, size)

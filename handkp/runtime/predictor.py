@@ -55,23 +55,52 @@ class Letterbox:
 NO_LETTERBOX = Letterbox(1.0, 0.0, 0.0)  # an image that is the network's input as it is
 
 
-def letterbox(image: np.ndarray, size: int, pad_value: tuple[int, int, int]) -> tuple[np.ndarray, Letterbox]:
-    """Fits an RGB uint8 (H, W, 3) image into (size, size, 3), keeping its aspect ratio, centred."""
+InputSize = int | tuple[int, int]  # a square input's side, or a rectangular input's (height, width)
+
+
+def input_hw(size: InputSize) -> tuple[int, int]:
+    """(height, width) of an input size: a side ``S`` is (S, S)."""
+    if np.ndim(size) == 0:
+        return int(size), int(size)
+    h, w = size
+    return int(h), int(w)
+
+
+def input_label(size: InputSize) -> str:
+    """``416×320`` (width × height) for a rectangular input, ``416`` for a square one."""
+    h, w = input_hw(size)
+    return str(w) if h == w else f"{w}×{h}"
+
+
+def fixed_input_size(dims) -> InputSize | None:
+    """The input size of a model input's (N, 3, H, W) dims: ``H`` when square, (H, W) when not;
+    None when either is not a fixed number."""
+    h, w = dims[-2], dims[-1]
+    if not (isinstance(h, int) and isinstance(w, int)):
+        return None
+    return h if h == w else (h, w)
+
+
+def letterbox(image: np.ndarray, size: InputSize, pad_value: tuple[int, int, int]) -> tuple[np.ndarray, Letterbox]:
+    """Fits an RGB uint8 (H, W, 3) image into the input (``size``: a side, or (height, width)),
+    keeping its aspect ratio, centred, the rest ``pad_value``."""
     h, w = image.shape[:2]
-    if (h, w) == (size, size):
+    th, tw = input_hw(size)
+    if (h, w) == (th, tw):
         return image, NO_LETTERBOX
-    scale = size / max(h, w)
-    nw, nh = round(w * scale), round(h * scale)
+    scale = min(th / h, tw / w)
+    nw, nh = min(round(w * scale), tw), min(round(h * scale), th)
     resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-    out = np.empty((size, size, 3), dtype=np.uint8)
+    out = np.empty((th, tw, 3), dtype=np.uint8)
     out[:] = pad_value
-    px, py = (size - nw) // 2, (size - nh) // 2
+    px, py = (tw - nw) // 2, (th - nh) // 2
     out[py : py + nh, px : px + nw] = resized
     return out, Letterbox(nw / w, float(px), float(py))
 
 
 class Predictor:
-    """A decoder (the model's input convention and decode), a backend and the input size; with
+    """A decoder (the model's input convention and decode), a backend and the input size (a side;
+    a YOLO export may have a rectangular input, (height, width)); with
     ``flip_test`` the heatmaps are those of the flip test (``infer``); with ``refine``, ``predict``
     and ``predict_batch`` add the refine pass (``refine_pass``)."""
 
@@ -80,7 +109,7 @@ class Predictor:
         decoder,
         backend_name: str,
         run: Callable[[np.ndarray], np.ndarray],
-        input_size: int,
+        input_size: InputSize,
         flip_test: bool = False,
         refine: bool = False,
     ):
@@ -120,7 +149,8 @@ class Predictor:
         return report() if report is not None else None
 
     def preprocess(self, image: np.ndarray) -> tuple[np.ndarray, Letterbox]:
-        """RGB uint8 (H, W, 3) -> (1, 3, S, S) float32 and the transform back to image px."""
+        """RGB uint8 (H, W, 3) -> (1, 3, S, S) float32 (a rectangular input: (1, 3, h, w)) and the
+        transform back to image px."""
         check_rgb(image)
         boxed, box = letterbox(image, self.input_size, self.decoder.pad_value)
         return self.decoder.to_input(boxed)[None], box

@@ -22,7 +22,7 @@ from ..core.errors import ModelLoadError
 from ..core.io import write_json
 from .backends import run_per_image
 from .decoders import YOLO_CONF_THRESHOLD, HeatmapDecoder, YoloPoseDecoder
-from .predictor import Predictor
+from .predictor import Predictor, fixed_input_size
 
 SIDECAR_SUFFIX = ".json"
 KINDS = ("heatmap", "yolo")
@@ -53,7 +53,8 @@ def read_sidecar(artefact: str | Path) -> dict:
         )
     try:
         meta = json.loads(path.read_text())
-        kind, size = meta["kind"], int(meta["input_size"])
+        kind, size = meta["kind"], meta["input_size"]
+        size = int(size) if np.ndim(size) == 0 else fixed_input_size([int(v) for v in size])  # a side or [h, w]
         codec = HeatmapCodec(**meta["codec"]) if meta.get("codec") else None
     except Exception as err:
         raise ModelLoadError(f"{path}: malformed engine sidecar ({err})") from err

@@ -32,6 +32,7 @@ from ..runtime.decoders import (
     YoloPoseDecoder,
 )
 from ..runtime.model_file import decoder_from_metadata
+from ..runtime.predictor import InputSize
 
 # The file name of a detector shipped beside a keypoint model (the release stage writes
 # release/detector.onnx beside release/heatmap.onnx); the live app pairs the two.
@@ -45,7 +46,7 @@ class YoloHandDetector:
     after a run (``spinning``: the detector takes turns with the keypoint model on the same cores;
     ``OnnxRuntimeBackend``); ``device``: ``cpu`` or ``cuda[:N]`` (with onnxruntime-gpu). ``run``:
     instead of loading ``path``, any callable (1, 3, S, S) float32 -> the raw output (a stand-in
-    backend), S = ``input_size`` (default 224).
+    backend), S = ``input_size`` (default 224; a rectangular input: (height, width)).
     ``predictor``: the runtime's ``Predictor`` that runs it. Raises ModelLoadError for a missing
     or unloadable file, or one that is not a YOLO-pose export."""
 
@@ -58,7 +59,7 @@ class YoloHandDetector:
         threads: int = 0,
         device: str = "cpu",
         run: Callable[[np.ndarray], np.ndarray] | None = None,
-        input_size: int | None = None,
+        input_size: InputSize | None = None,
         spinning: bool = False,
     ):
         self.path = Path(path)
@@ -68,7 +69,7 @@ class YoloHandDetector:
                 raise ModelLoadError(f"{self.path}: detector file not found")
             backend = OnnxRuntimeBackend(self.path, device, threads, spinning)
             meta = backend.metadata()
-            found, size = decoder_from_metadata(meta, backend.input_side, self.path)
+            found, size = decoder_from_metadata(meta, backend.input_size, self.path)
             if found.kind != "yolo":
                 raise ModelLoadError(
                     f"{self.path}: a {found.kind} model, not a detector; give a YOLO-pose export (--detector)"
@@ -83,7 +84,8 @@ class YoloHandDetector:
         self.predictor = Predictor(decoder, "onnxruntime", run, input_size or IMAGE_SIZE)
 
     @property
-    def input_size(self) -> int:
+    def input_size(self) -> InputSize:
+        """The export's input: a side, or (height, width) for a rectangular one."""
         return self.predictor.input_size
 
     def detect(self, rgb: np.ndarray) -> Detections:

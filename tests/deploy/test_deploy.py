@@ -40,7 +40,15 @@ from handkp.evaluate.latency import (
     measure_latency,
 )
 from handkp.runtime import load_predictor
-from handkp.runtime.tensorrt import load_tensorrt_predictor, sidecar_path, tensorrt_unavailable_reason, write_sidecar
+from handkp.runtime.decoders import YoloPoseDecoder
+from handkp.runtime.model_file import decoder_to_metadata
+from handkp.runtime.tensorrt import (
+    load_tensorrt_predictor,
+    read_sidecar,
+    sidecar_path,
+    tensorrt_unavailable_reason,
+    write_sidecar,
+)
 
 METRIC_KEYS = {
     "pck_1px",
@@ -384,6 +392,16 @@ def test_tensorrt_absent_is_a_clear_error(tmp_path, heatmap_onnx):
     with pytest.raises(DeployError, match="needs trtexec .* or the TensorRT Python package"):
         build_artefacts("tensorrt", {"heatmap": heatmap_onnx}, tmp_path / "engine", {"trtexec": "no-such-trtexec"})
     assert not (tmp_path / "engine").exists()
+
+
+def test_an_engine_sidecar_keeps_a_rectangular_input(tmp_path):
+    """A detector exported at (height, width) (detector.frame_size): its engine's sidecar records
+    [height, width], read back as the input the runtime letterboxes to; a square one stays a side."""
+    for size, written in (((320, 416), [320, 416]), (224, 224)):
+        engine = tmp_path / f"detector_{written}.engine"
+        write_sidecar(engine, decoder_to_metadata(YoloPoseDecoder(), size))
+        assert json.loads(sidecar_path(engine).read_text())["input_size"] == written
+        assert read_sidecar(engine)["input_size"] == size
 
 
 @needs_tensorrt

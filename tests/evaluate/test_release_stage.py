@@ -14,6 +14,7 @@ import pytest
 from conftest import SESSION_ENV
 
 from handkp.core.io import sha256_file
+from handkp.track.detector import YoloHandDetector
 
 HEADLINE = ("pck_1px", "pck_5px", "pck_10px", "auc_0_15px", "missed_images", "n_images")
 
@@ -29,9 +30,10 @@ def test_release_ships_both_files_its_manifest_describes(pipeline_run):
     assert manifest["sha256"] == sha256_file(release / "heatmap.onnx")
     detector = manifest["detector"]
     assert detector["file"] == "detector.onnx" and detector["sha256"] == sha256_file(release / "detector.onnx")
-    # the fixture's yolo.epochs, detector.imgsz and evaluate.yolo_conf_threshold
+    # the fixture's yolo.epochs, detector.imgsz and evaluate.yolo_conf_threshold; the input shaped for
+    # detector.frame_size 640×480: 224 px wide, 168 rounded up to 192 high
     assert detector["params"]["yolo"]["epochs"] == 1 and detector["val"]["conf_threshold"] == 0.0
-    assert detector["params"]["detector"]["imgsz"] == 224 and "(1, 3, 224, 224)" in detector["input"]
+    assert detector["params"]["detector"]["imgsz"] == 224 and "(1, 3, 192, 224)" in detector["input"]
     # the YOLO run's budget, from the record the fixture's run wrote at yolo.state_copy
     training = detector["training"]
     train_images = len((pipeline_run / "data" / "yolo" / "train.txt").read_text().splitlines())
@@ -65,23 +67,32 @@ def test_release_ships_both_files_its_manifest_describes(pipeline_run):
 
 
 def test_multihand_weighs_the_detector_sizes_and_runs_the_chosen_one(pipeline_run):
-    """One line per detector.sweep size (the fixture's 160 and 224 px); the line of detector.imgsz
-    (224) is the stage's own detector run, the file released as the detector."""
+    """One line per detector.sweep size (the fixture's 160 and 224 px), square and shaped for
+    detector.frame_size (640×480: 160×128, 224×192); the line of detector.imgsz at the frames'
+    shape (224×192) is the stage's own detector run, the file released as the detector."""
     multihand = read(pipeline_run / "reports/metrics/multihand.json")
-    sweep = {row["imgsz"]: row for row in multihand["detector_sweep"]}
-    assert sorted(sweep) == [160, 224] and multihand["settings"]["detector_imgsz"] == 224
+    sweep = {tuple(row["input"]): row for row in multihand["detector_sweep"]}
+    assert list(sweep) == [(160, 160), (128, 160), (224, 224), (192, 224)]
+    assert [row["imgsz"] for row in multihand["detector_sweep"]] == [160, 160, 224, 224]
+    assert multihand["settings"]["detector_imgsz"] == 224 and multihand["settings"]["detector_input"] == [192, 224]
     overall, two = multihand["overall"], multihand["by_hands"].get("2", {})
-    assert sweep[224]["missed_rate"] == overall["missed_rate"] and sweep[224]["fps"] == overall["fps"]
-    assert sweep[224]["missed_rate_2_hands"] == two.get("missed_rate")
+    chosen = sweep[(192, 224)]
+    assert chosen["missed_rate"] == overall["missed_rate"] and chosen["fps"] == overall["fps"]
+    assert chosen["missed_rate_2_hands"] == two.get("missed_rate")
     assert all(row["fps"] > 0 for row in sweep.values())
     # the clips of two hands again, with the live app's default of up to two hands
     assert multihand["settings"]["app_default_max_hands"] == 2 and multihand["settings"]["max_hands"] == 3
     has_two = "2" in multihand["by_hands"]
     assert all((row["fps_2_hands_app_default"] is not None) == has_two for row in sweep.values())
     assert multihand["files"]["detector"] == sha256_file(pipeline_run / "release" / "detector.onnx")
+    # Ultralytics' exports, each file at the input its name says
     sized = pipeline_run / "models" / "detector_sizes"
-    assert sorted(p.name for p in sized.iterdir()) == ["yolo_160.onnx", "yolo_224.onnx"]
-    assert (sized / "yolo_224.onnx").read_bytes() == (pipeline_run / "models" / "detector.onnx").read_bytes()
+    names = {"yolo_160.onnx": 160, "yolo_160x128.onnx": (128, 160)}
+    names |= {"yolo_224.onnx": 224, "yolo_224x192.onnx": (192, 224)}
+    assert sorted(p.name for p in sized.iterdir()) == sorted(names)
+    for name, shape in names.items():
+        assert YoloHandDetector(sized / name, threads=1).input_size == shape
+    assert (sized / "yolo_224x192.onnx").read_bytes() == (pipeline_run / "models" / "detector.onnx").read_bytes()
 
 
 def test_the_live_app_on_the_released_model_tracks_with_the_released_detector(pipeline_run, tiny_dataset, tmp_path):

@@ -121,5 +121,12 @@ def test_detector_sizes_are_a_table_with_the_size_in_use_in_bold(tmp_path):
     assert lines[-2] == "| 224 px | 45.8% | 25.0% | 2 | 0.500 | 43.3 | 31.0 | 12.5% | 60.0 |"
     assert lines[-1] == "| **416 px** | 30.0% | – | 2 | 0.500 | 20.0 | 31.0 | 12.5% | 60.0 |"
     assert "with the live app's default of up to 2 hands" in lines[-6] and "Up to 3 hands tracked" in lines[-6]
+    # square and shaped for 640×480 frames (detector.frame_size): width × height, the input in use in bold
+    shaped = [{**sweep[1], "input": [416, 416]}, {**sweep[1], "input": [320, 416], "missed_rate": 0.31}]
+    settings["detector_input"] = [320, 416]
+    path.write_text(json.dumps({**SYNTHETIC, "settings": settings, "detector_sweep": shaped}))
+    lines = multihand_section(data_with(path))
+    assert "YOLO detector (input 416×320 px)" in lines[0]
+    assert lines[-2].startswith("| 416 px | 30.0% |") and lines[-1].startswith("| **416×320 px** | 31.0% |")
     path.write_text(json.dumps(SYNTHETIC))  # a file from before the sweep: no such table
     assert not any("detector input" in line for line in multihand_section(data_with(path)))

@@ -124,6 +124,34 @@ def test_the_detector_letterboxes_with_yolo_grey_and_maps_back():
         detector(frame.astype(np.float32))
 
 
+def test_a_rectangular_export_gets_the_frame_letterboxed_to_its_height_and_width(tmp_path):
+    """An export at (height, width) (``detector.frame_size``'s aspect): the frame fills the width,
+    the grey bands only what the aspects differ by, and the boxes come back in frame px."""
+    h, w = 128, 224  # a 448×224 frame: scale 0.5 -> 224×112, 8 px of grey above and below
+    net = lambda x0, y0, x1, y1: (  # noqa: E731  a frame box -> (cx, cy, w, h) px of this input
+        (x0 + x1) / 4,
+        (y0 + y1) / 4 + 8,
+        (x1 - x0) / 2,
+        (y1 - y0) / 2,
+    )
+    path = standin_yolo_onnx(
+        tmp_path / "standin_rect.onnx",
+        yolo_raw([net(100, 40, 180, 160), net(300, 60, 360, 200)], [0.8, 0.5], anchors=10),
+        input_size=(h, w),
+    )
+    detector = YoloHandDetector(path, conf_threshold=0.25, threads=1)
+    assert detector.input_size == (h, w)
+    frame = np.random.default_rng(2).integers(0, 256, (FRAME_H, FRAME_W, 3), dtype=np.uint8)
+    x, box = detector.predictor.preprocess(frame)
+    assert x.shape == (1, 3, h, w) and box == Letterbox(0.5, 0.0, 8.0)
+    assert np.allclose(x[0, :, :8], 114 / 255) and np.allclose(x[0, :, -8:], 114 / 255)
+    assert not np.allclose(x[0, :, 8], 114 / 255)  # the frame starts right below the band
+    np.testing.assert_allclose(detector(frame), [[100, 40, 180, 160], [300, 60, 360, 200]], atol=1e-3)
+    # a portrait frame in the same input: it fills the height, grey left and right
+    _, portrait = detector.predictor.preprocess(np.zeros((256, 128, 3), np.uint8))
+    assert portrait == Letterbox(0.5, (w - 64) // 2, 0.0)
+
+
 def test_a_yolo_pose_file_through_onnx_runtime(tmp_path):
     path = standin_yolo_onnx(
         tmp_path / "standin_yolo.onnx",

@@ -36,3 +36,20 @@ def check_rgb(image: np.ndarray, what: str = "image") -> None:
     """ValueError unless ``image`` is RGB uint8 (H, W, 3) (``what``: the word the message uses)."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an RGB uint8 {what} (H, W, 3), got {image.dtype} {image.shape}")
+
+
+InputSize = int | tuple[int, int]  # a square input's side, or a rectangular input's (height, width)
+
+
+def input_hw(size: InputSize) -> tuple[int, int]:
+    """(height, width) of an input size: a side ``S`` is (S, S)."""
+    if np.ndim(size) == 0:
+        return int(size), int(size)
+    h, w = size
+    return int(h), int(w)
+
+
+def input_label(size: InputSize) -> str:
+    """``416×320`` (width × height) for a rectangular input, ``416`` for a square one."""
+    h, w = input_hw(size)
+    return str(w) if h == w else f"{w}×{h}"

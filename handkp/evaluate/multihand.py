@@ -43,13 +43,13 @@ import polars as pl
 from ..bench.clips import Clip, FrameHand, make_clips
 from ..core.errors import HandkpError
 from ..core.geometry import box_iou
+from ..core.images import input_hw, input_label
 from ..core.io import sha256_file, write_json
 from ..core.paths import DETECTOR_ONNX, HEATMAP_ONNX, IMAGE_CACHE, MULTIHAND, PREPARED_TABLE
 from ..core.roi import DETECTOR_BOX_SCALE, detector_box
 from ..data.cache import CacheError, ImageCache
 from ..data.dataset import split_arrays
 from ..runtime import load_predictor
-from ..runtime.predictor import input_hw, input_label
 from ..track import HandTracker, MultiHandPipeline, TrackedHand, YoloHandDetector
 from ..track.pipeline import Detector
 from ..track.tracker import best_assignment

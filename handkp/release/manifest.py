@@ -15,6 +15,7 @@ import subprocess
 import polars as pl
 
 from ..core.errors import HandkpError
+from ..core.images import input_hw
 from ..core.io import atomic_path, sha256_file, write_json
 from ..core.paths import (
     DETECTOR_ONNX,
@@ -33,7 +34,6 @@ from ..core.paths import (
 from ..data.cache import ImageCache
 from ..evaluate.evaluation import split_metrics
 from ..runtime import load_predictor
-from ..runtime.predictor import input_hw
 from ..yolo.run_state import read_record
 
 

@@ -5,7 +5,7 @@ input sizes weighed (missed hands against FPS)."""
 
 from __future__ import annotations
 
-from ..runtime.predictor import input_label
+from ..core.images import input_label
 from .data import ReportData
 from .format import MISSING, fmt_count, fmt_fps, fmt_pck, fmt_px, num, posix
 

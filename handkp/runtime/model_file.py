@@ -11,9 +11,9 @@ from pathlib import Path
 
 from ..core.codec import HeatmapCodec
 from ..core.errors import ModelLoadError
+from ..core.images import InputSize, input_hw
 from ..core.keypoints import IMAGE_SIZE
 from .decoders import YOLO_CONF_THRESHOLD, HeatmapDecoder, YoloPoseDecoder
-from .predictor import InputSize, input_hw
 
 ONNX_META_KIND = "handkp_kind"  # ONNX metadata keys written by our export
 ONNX_META_CODEC = "handkp_codec"

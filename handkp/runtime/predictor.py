@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from ..core.errors import ModelLoadError
-from ..core.images import check_rgb
+from ..core.images import InputSize, check_rgb, input_hw
 from ..core.roi import PALM_KEYPOINTS, crop, palm_size, roi_from_keypoints, to_frame
 
 
@@ -53,23 +53,6 @@ class Letterbox:
 
 
 NO_LETTERBOX = Letterbox(1.0, 0.0, 0.0)  # an image that is the network's input as it is
-
-
-InputSize = int | tuple[int, int]  # a square input's side, or a rectangular input's (height, width)
-
-
-def input_hw(size: InputSize) -> tuple[int, int]:
-    """(height, width) of an input size: a side ``S`` is (S, S)."""
-    if np.ndim(size) == 0:
-        return int(size), int(size)
-    h, w = size
-    return int(h), int(w)
-
-
-def input_label(size: InputSize) -> str:
-    """``416×320`` (width × height) for a rectangular input, ``416`` for a square one."""
-    h, w = input_hw(size)
-    return str(w) if h == w else f"{w}×{h}"
 
 
 def fixed_input_size(dims) -> InputSize | None:

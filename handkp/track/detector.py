@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import ModelLoadError
+from ..core.images import InputSize
 from ..core.keypoints import IMAGE_SIZE, NUM_KEYPOINTS
 from ..core.paths import RELEASE_DETECTOR
 from ..runtime import Predictor
@@ -32,7 +33,6 @@ from ..runtime.decoders import (
     YoloPoseDecoder,
 )
 from ..runtime.model_file import decoder_from_metadata
-from ..runtime.predictor import InputSize
 
 # The file name of a detector shipped beside a keypoint model (the release stage writes
 # release/detector.onnx beside release/heatmap.onnx); the live app pairs the two.

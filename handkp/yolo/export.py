@@ -10,8 +10,8 @@ import tempfile
 from pathlib import Path
 
 from ..core.errors import HandkpError
+from ..core.images import InputSize, input_hw, input_label
 from ..core.paths import DETECTOR_ONNX, DETECTOR_SIZES, YOLO_DIR, YOLO_ONNX, sized_detector
-from ..runtime.predictor import InputSize, input_hw, input_label
 from .ultralytics import YoloError, configure_ultralytics
 
 STRIDE = 32  # YOLO's largest stride: an input's sides are multiples of it

@@ -4,7 +4,7 @@ side, the short side at the frame's aspect rounded up to YOLO's stride, checked 
 import pytest
 
 from handkp.core.errors import HandkpError
-from handkp.runtime.predictor import input_label
+from handkp.core.images import input_label
 from handkp.yolo.export import detector_input, detector_sizes
 
 

@@ -53,3 +53,12 @@ def input_label(size: InputSize) -> str:
     """``416×320`` (width × height) for a rectangular input, ``416`` for a square one."""
     h, w = input_hw(size)
     return str(w) if h == w else f"{w}×{h}"
+
+
+def fixed_input_size(dims) -> InputSize | None:
+    """The input size of a model input's (N, 3, H, W) dims: ``H`` when square, (H, W) when not;
+    None when either is not a fixed number."""
+    h, w = dims[-2], dims[-1]
+    if not (isinstance(h, int) and isinstance(w, int)):
+        return None
+    return h if h == w else (h, w)

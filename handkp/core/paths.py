@@ -4,6 +4,8 @@ declares the same paths as stage deps and outs."""
 
 from pathlib import Path
 
+from .images import InputSize, input_hw
+
 PARAMS = Path("params.yaml")  # every stage's settings (handkp.core.config.load_params)
 README = Path("README.md")  # report: the results block between its markers
 # Measurements, figures and logs. Each evaluation writes, per evaluated model <name>
@@ -57,8 +59,9 @@ RELEASE_DETECTOR = RELEASE_DIR / "detector.onnx"  # release: the YOLO export bes
 RELEASE_MANIFEST = RELEASE_DIR / "manifest.json"  # release: its sha256, params, metrics, training figures
 
 
-def sized_detector(height: int, width: int) -> Path:
-    """The hand detector exported at a (height, width) input (detector_export):
+def sized_detector(size: InputSize) -> Path:
+    """The hand detector exported at an input (a side, or (height, width)) (detector_export):
     models/detector_sizes/yolo_<S>.onnx when square, yolo_<W>x<H>.onnx when not."""
-    name = f"{int(width)}" if height == width else f"{int(width)}x{int(height)}"
+    height, width = input_hw(size)
+    name = f"{width}" if height == width else f"{width}x{height}"
     return DETECTOR_SIZES / f"yolo_{name}.onnx"

@@ -45,7 +45,7 @@ from ..core.errors import HandkpError
 from ..core.geometry import box_iou
 from ..core.images import input_hw, input_label
 from ..core.io import sha256_file, write_json
-from ..core.paths import DETECTOR_ONNX, HEATMAP_ONNX, IMAGE_CACHE, MULTIHAND, PREPARED_TABLE
+from ..core.paths import DETECTOR_ONNX, HEATMAP_ONNX, IMAGE_CACHE, MULTIHAND, PREPARED_TABLE, sized_detector
 from ..core.roi import DETECTOR_BOX_SCALE, detector_box
 from ..data.cache import CacheError, ImageCache
 from ..data.dataset import split_arrays
@@ -53,7 +53,7 @@ from ..runtime import load_predictor
 from ..track import HandTracker, MultiHandPipeline, TrackedHand, YoloHandDetector
 from ..track.pipeline import Detector
 from ..track.tracker import best_assignment
-from ..yolo.export import chosen_input, sized_export, sweep_inputs
+from ..yolo.export import chosen_input, sweep_inputs
 
 PCK_THRESHOLDS = (1, 3, 5, 10)
 MATCH_DISTANCE = 0.5  # mean keypoint distance, in the true hand's sizes (its visible keypoints' box, longer side)
@@ -247,7 +247,7 @@ def sweep_row(input_size, figures: dict, app_default: dict) -> dict:
 def _detector_files(params: dict) -> dict:
     """Each input of ``sweep_inputs`` (a side, or (height, width)) -> its export (detector_export);
     HandkpError naming a missing one."""
-    files = {shape: sized_export(shape) for shape in sweep_inputs(params["detector"])}
+    files = {shape: sized_detector(shape) for shape in sweep_inputs(params["detector"])}
     missing = [str(f) for f in [DETECTOR_ONNX, *files.values()] if not f.is_file()]
     if missing:
         raise HandkpError(f"{', '.join(missing)} not found; run dvc repro detector_export")

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..core.device import resolve_device
 from ..core.errors import ModelLoadError
-from .predictor import fixed_input_size
+from ..core.images import fixed_input_size
 
 SPINNING_KEY = "session.intra_op.allow_spinning"  # ONNX Runtime's session option
 

@@ -27,10 +27,11 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import ModelLoadError
+from ..core.images import fixed_input_size
 from .backends import run_per_image
 from .decoders import YOLO_CONF_THRESHOLD, HeatmapDecoder, YoloPoseDecoder
 from .model_file import decoder_from_metadata
-from .predictor import Predictor, fixed_input_size
+from .predictor import Predictor
 from .tensorrt import read_sidecar
 
 PRECISIONS = ("fp32", "bf16", "int8")

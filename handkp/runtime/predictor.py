@@ -55,15 +55,6 @@ class Letterbox:
 NO_LETTERBOX = Letterbox(1.0, 0.0, 0.0)  # an image that is the network's input as it is
 
 
-def fixed_input_size(dims) -> InputSize | None:
-    """The input size of a model input's (N, 3, H, W) dims: ``H`` when square, (H, W) when not;
-    None when either is not a fixed number."""
-    h, w = dims[-2], dims[-1]
-    if not (isinstance(h, int) and isinstance(w, int)):
-        return None
-    return h if h == w else (h, w)
-
-
 def letterbox(image: np.ndarray, size: InputSize, pad_value: tuple[int, int, int]) -> tuple[np.ndarray, Letterbox]:
     """Fits an RGB uint8 (H, W, 3) image into the input (``size``: a side, or (height, width)),
     keeping its aspect ratio, centred, the rest ``pad_value``."""

@@ -19,10 +19,11 @@ import numpy as np
 
 from ..core.codec import HeatmapCodec
 from ..core.errors import ModelLoadError
+from ..core.images import fixed_input_size
 from ..core.io import write_json
 from .backends import run_per_image
 from .decoders import YOLO_CONF_THRESHOLD, HeatmapDecoder, YoloPoseDecoder
-from .predictor import Predictor, fixed_input_size
+from .predictor import Predictor
 
 SIDECAR_SUFFIX = ".json"
 KINDS = ("heatmap", "yolo")

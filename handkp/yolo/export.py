@@ -97,11 +97,6 @@ def chosen_input(cfg: dict) -> InputSize:
     return detector_input(int(cfg["imgsz"]), cfg.get("frame_size"))
 
 
-def sized_export(size: InputSize) -> Path:
-    """models/detector_sizes/ file of an input (``sized_detector``)."""
-    return sized_detector(*input_hw(size))
-
-
 def run_detector_export(params: dict) -> Path:
     """The detector_export stage: models/yolo/best.pt at each input of ``sweep_inputs`` (each
     ``detector.sweep`` size square and shaped for ``detector.frame_size``) -> models/detector_sizes/
@@ -110,8 +105,8 @@ def run_detector_export(params: dict) -> Path:
     cfg = params["detector"]
     inputs = sweep_inputs(cfg)
     for shape in inputs:
-        export_onnx(YOLO_DIR / "best.pt", sized_export(shape), shape)
-    shutil.copyfile(sized_export(chosen_input(cfg)), DETECTOR_ONNX)
+        export_onnx(YOLO_DIR / "best.pt", sized_detector(shape), shape)
+    shutil.copyfile(sized_detector(chosen_input(cfg)), DETECTOR_ONNX)
     print(
         f"wrote {DETECTOR_ONNX} ({input_label(chosen_input(cfg))} px) and {DETECTOR_SIZES}/ "
         f"({', '.join(input_label(shape) for shape in inputs)} px)"

@@ -50,10 +50,15 @@ class TrainError(HandkpError):
     """A ``train`` setting, or a file it names, that a run cannot use; the message names it."""
 
 
+# Where the pipeline's files live, not what a run computes: a new path must not restart a long run.
+NOT_TRAINING_CODE = ("core/paths.py",)
+
+
 def training_sources() -> list[Path]:
-    """Every .py file of ``TRAINING_PACKAGES``, in a fixed order."""
+    """Every .py file of ``TRAINING_PACKAGES`` but ``NOT_TRAINING_CODE``, in a fixed order."""
     root = Path(__file__).resolve().parents[1]
-    return sorted(p for pkg in TRAINING_PACKAGES for p in (root / pkg).rglob("*.py"))
+    files = (p for pkg in TRAINING_PACKAGES for p in (root / pkg).rglob("*.py"))
+    return sorted(p for p in files if p.relative_to(root).as_posix() not in NOT_TRAINING_CODE)
 
 
 def run_params(params: dict) -> dict:

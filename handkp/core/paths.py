@@ -39,6 +39,7 @@ YOLO_CHECKPOINT = Path("models/yolo_checkpoint")  # yolo_train: Ultralytics' run
 YOLO_ONNX = Path("models/yolo.onnx")  # yolo_export: at yolo.imgsz (224), the val comparison
 DETECTOR_ONNX = Path("models/detector.onnx")  # detector_export: at detector.imgsz, the hand detector in frames
 DETECTOR_SIZES = Path("models/detector_sizes")  # detector_export: at each detector.sweep size (sized_detector)
+YOLO_MAP = METRICS / "yolo_map.json"  # yolo_map: Ultralytics' box and pose mAP of best.pt on val
 
 # Deployment and measurements of both models.
 ENGINE_DIR = Path("models/engine")  # engine: deployable artefacts for deploy.target

@@ -4,7 +4,8 @@ the hand detector the live app pairs with it to track several hands) and ``relea
 each file's sha256, the params it was trained with and its val metrics recomputed from the
 released file itself (the heatmap model's also with the flip test); its robustness metrics, the
 pair's multi-hand benchmark, and the training run's figures (epochs, images seen, wall time,
-images/s, hardware, commit), the detector's from the YOLO run's record (``yolo.state_copy``)."""
+images/s, hardware, commit), the detector's from the YOLO run's record (``yolo.state_copy``), with
+Ultralytics' box and pose mAP of its weights on val (the yolo_map stage)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from ..core.paths import (
     TRAIN_LOGS,
     TRAIN_STATE_COPY,
     YOLO_DATA,
+    YOLO_MAP,
 )
 from ..data.cache import ImageCache
 from ..evaluate.evaluation import split_metrics
@@ -185,6 +187,7 @@ def run_release(params: dict) -> dict:
                 **detector_val,
                 "conf_threshold": conf,
             },  # as a one-hand keypoint model; missed_images: no box found
+            "val_map": _read_json(YOLO_MAP),  # Ultralytics' box and pose mAP of the trained weights, at yolo.imgsz
         },
         "multihand": None
         if multihand is None

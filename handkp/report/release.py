@@ -1,7 +1,7 @@
 """The README's "What ships" section, from release/manifest.json (the release stage): each released
 file with its sha256, size and val metrics recomputed from the file itself (the heatmap model's
 also with the flip test and the refine pass), and each model's training run (epochs, images seen,
-hours, images/s, hardware, commit)."""
+hours, images/s, hardware, commit), the detector's box and pose mAP on val."""
 
 from __future__ import annotations
 
@@ -64,6 +64,17 @@ def _detector_training_line(training: dict) -> str:
     return line + ("." if training.get("finished") else "; the run has not finished.")
 
 
+def _detector_map_line(val_map: dict) -> str:
+    box, pose = val_map.get("box"), val_map.get("pose")
+    return (
+        f"The detector's weights on val by Ultralytics' own validator ({fmt_count(num(val_map, 'n_images'))} images "
+        f"at {fmt_count(num(val_map, 'imgsz'))} px): box mAP50 {fmt_pck(num(box, 'map50'))}, "
+        f"mAP50-95 {fmt_pck(num(box, 'map50_95'))} (precision {fmt_pck(num(box, 'precision'))}, "
+        f"recall {fmt_pck(num(box, 'recall'))}); keypoints (OKS) mAP50 {fmt_pck(num(pose, 'map50'))}, "
+        f"mAP50-95 {fmt_pck(num(pose, 'map50_95'))}."
+    )
+
+
 def release_section(data: ReportData) -> list[str]:
     """The table of the released files (a line saying nothing is released yet where the manifest is missing)."""
     m = data.release
@@ -110,6 +121,8 @@ def release_section(data: ReportData) -> list[str]:
         )
     if detector and detector.get("training"):
         lines.append(f"- {_detector_training_line(detector['training'])}")
+    if detector and detector.get("val_map"):
+        lines.append(f"- {_detector_map_line(detector['val_map'])}")
     if detector:
         lines.append(
             "- The detector's row scores it as a one-hand keypoint model on the val crops; its missed images "

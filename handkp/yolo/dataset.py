@@ -22,21 +22,31 @@ def _label_path(image: str) -> str:
     return f"{head}/labels/{Path(tail).with_suffix('.txt').as_posix()}"
 
 
+def bad_samples(quality_report: dict) -> set[str]:
+    """The archive members reports/data_quality.json lists as bad (images or labels)."""
+    return {b["path"] for b in quality_report.get("bad", [])}
+
+
+def split_images(table, split: str, bad: set[str]) -> list[str]:
+    """The images (names in data/raw.zip) of one split of the keypoint table, sorted, without the
+    ``bad`` samples (the keypoint table already lacks them; this makes sure)."""
+    import polars as pl
+
+    images = table.filter(pl.col("split") == split)["image"].unique().sort().to_list()
+    return [im for im in images if im not in bad and _label_path(im) not in bad]
+
+
 def select_images(table, quality_report: dict) -> dict[str, list[str]]:
     """The images (names in data/raw.zip) Ultralytics trains and validates on, as for the heatmap
     model: train = the train split minus the dev slice; Ultralytics' per-epoch validation (which
     picks best.pt) = the dev slice, so the val split stays unseen until yolo_evaluate (the val
     split only when there is no dev slice, data.dev_fraction = 0). Samples the quality report
-    lists as bad are left out (the keypoint table already lacks them; this makes sure)."""
-    import polars as pl
-
-    bad = {b["path"] for b in quality_report.get("bad", [])}
-
-    def images_of(split: str) -> list[str]:
-        images = table.filter(pl.col("split") == split)["image"].unique().sort().to_list()
-        return [im for im in images if im not in bad and _label_path(im) not in bad]
-
-    out = {"train": images_of("train"), "val": images_of("dev") or images_of("val")}
+    lists as bad are left out."""
+    bad = bad_samples(quality_report)
+    out = {
+        "train": split_images(table, "train", bad),
+        "val": split_images(table, "dev", bad) or split_images(table, "val", bad),
+    }
     for split, images in out.items():
         if not images:
             raise YoloError(f"no {split} image left for the YOLO dataset (data/prepared/keypoints.parquet)")
@@ -90,17 +100,22 @@ def read_image_lists(yaml_path: Path) -> dict[str, list[str]]:
     }
 
 
-def stage_view(yaml_path: Path, archive: DatasetArchive, view_dir: Path) -> Path:
+def stage_view(
+    yaml_path: Path, archive: DatasetArchive, view_dir: Path, lists: dict[str, list[str]] | None = None
+) -> Path:
     """A throw-away copy of the listed samples: ``view_dir/{images,labels}/{train,val}/``, the
-    images and labels extracted from the dataset ``archive``.
+    images and labels extracted from the dataset ``archive``. ``lists`` ({"train": [...], "val":
+    [...]}, archive member names) defaults to the dataset yaml's own lists; its classes, keypoint
+    shape and flip map always come from the yaml.
 
     Ultralytics reads folders of files and writes a ``labels.cache`` next to every labels folder
-    it reads; the view gives it both, outside every stage's output. Returns the view's dataset yaml."""
+    it reads; the view gives it both, outside every stage's output. Returns the view's dataset yaml
+    (both keys, ``train`` and ``val``, as Ultralytics requires, even where a list is empty)."""
     import yaml
 
     view_dir = Path(view_dir)
     data = yaml.safe_load(Path(yaml_path).read_text())
-    for split, images in read_image_lists(yaml_path).items():
+    for split, images in (read_image_lists(yaml_path) if lists is None else lists).items():
         for kind in ("images", "labels"):
             (view_dir / kind / split).mkdir(parents=True, exist_ok=True)
         seen = set()

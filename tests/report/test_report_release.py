@@ -45,6 +45,12 @@ MANIFEST = {
         "sha256": "cd" * 32,
         "bytes": 10_987_654,
         "val": {**val(0.01, 0.2, 3442), "conf_threshold": 0.25},
+        "val_map": {
+            "n_images": 7992,
+            "imgsz": 224,
+            "box": {"precision": 0.9651, "recall": 0.9544, "map50": 0.98614, "map50_95": 0.7791},
+            "pose": {"precision": 0.8472, "recall": 0.7593, "map50": 0.7664, "map50_95": 0.5512},
+        },
     },
     "commit": "0123456789abcdef",
 }
@@ -84,6 +90,11 @@ def test_manifest_renders_one_row_per_released_file(tmp_path):
         in training
     )
     assert "best dev epoch, 78" in training and "commit `0123456`" in training
+    boxes = next(line for line in lines if "Ultralytics' own validator" in line)
+    assert boxes == (
+        "- The detector's weights on val by Ultralytics' own validator (7,992 images at 224 px): box mAP50 0.986, "
+        "mAP50-95 0.779 (precision 0.965, recall 0.954); keypoints (OKS) mAP50 0.766, mAP50-95 0.551."
+    )
     block = render_markdown(data_with(path), {})
     assert "### What ships: the released files" in block and table[2] in block
 

@@ -25,7 +25,7 @@ from handkp.runtime import Predictor
 from handkp.runtime.decoders import YOLO_CONF_THRESHOLD, HeatmapDecoder, YoloPoseDecoder
 from handkp.runtime.loader import onnx_decoder
 from handkp.runtime.predictor import Letterbox
-from handkp.yolo.dataset import read_image_lists, stage_view, write_dataset_yaml
+from handkp.yolo.dataset import bad_samples, read_image_lists, split_images, stage_view, write_dataset_yaml
 
 METRIC_KEYS = {
     "pck_1px",
@@ -104,9 +104,22 @@ def test_yolo_metrics_in_range_and_recomputed_from_predictions(pipeline_run):
     assert pl.read_csv(pipeline_run / "reports/eval/yolo/per_keypoint.csv").height == 21
 
 
+def test_ultralytics_map_is_measured_on_the_val_split_and_released(pipeline_run):
+    """yolo_map: Ultralytics' own validator on the 32 val images (not the 6-image dev slice it
+    validates on while training); the release manifest carries the same figures."""
+    figures = json.loads((pipeline_run / "reports/metrics/yolo_map.json").read_text())
+    assert (figures["n_images"], figures["imgsz"]) == (32, 224)
+    for kind in ("box", "pose"):
+        assert set(figures[kind]) == {"precision", "recall", "map50", "map50_95"}
+        assert all(0 <= v <= 1 for v in figures[kind].values())
+        assert figures[kind]["map50_95"] <= figures[kind]["map50"]
+    manifest = json.loads((pipeline_run / "release/manifest.json").read_text())
+    assert manifest["detector"]["val_map"] == figures
+
+
 def test_yolo_stages_are_up_to_date_after_the_run(pipeline_run):
     """Nothing the YOLO stages run (Ultralytics' caches, runs folder) changes a declared file."""
-    assert "up to date" in dvc(["status", "yolo_evaluate"], pipeline_run).stdout
+    assert "up to date" in dvc(["status", "yolo_evaluate", "yolo_map"], pipeline_run).stdout
 
 
 # ---- the dataset yaml ---------------------------------------------------------------------
@@ -159,6 +172,18 @@ def test_the_view_ultralytics_reads_is_extracted_from_the_archive(tmp_path):
             label = image.replace("/images/", "/labels/").replace(".jpg", ".txt")
             assert (tmp_path / "view/labels" / split / label.rsplit("/", 1)[1]).read_bytes() == archive.read(label)
         assert view["flip_idx"] == list(range(21)) and view["kpt_shape"] == [21, 3]
+        # other lists than the yaml's (the yolo_map stage: the val split only), the yaml's classes and flip map
+        table = keypoint_table(samples, 0.1, 42)
+        val_split = split_images(table, "val", bad_samples(report))
+        assert len(val_split) == 32 and all(im.startswith("hand-keypoints/val/images/") for im in val_split)
+        view_yaml = stage_view(path, archive, tmp_path / "view3", {"train": [], "val": val_split})
+        view = yaml.safe_load(view_yaml.read_text())
+        assert (view["train"], view["val"], view["flip_idx"]) == ("images/train", "images/val", list(range(21)))
+        assert not list((tmp_path / "view3/images/train").iterdir())
+        assert sorted(f.name for f in (tmp_path / "view3/images/val").iterdir()) == sorted(
+            im.rsplit("/", 1)[1] for im in val_split
+        )
+        assert len(list((tmp_path / "view3/labels/val").iterdir())) == 32
         (tmp_path / "yolo/val.txt").write_text("hand-keypoints/train/images/IMG_99999999.jpg\n")
         with pytest.raises(ArchiveError, match="raw.zip: no member 'hand-keypoints/train/images/IMG_99999999.jpg'"):
             stage_view(path, archive, tmp_path / "view2")

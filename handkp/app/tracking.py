@@ -84,7 +84,7 @@ def add_tracking_arguments(parser: argparse.ArgumentParser) -> None:
         type=number(1, integer=True),
         metavar="N",
         help="while fewer than --max-hands are tracked, run the detector every N processed frames "
-        f"(default {DEFAULT_DETECT_EVERY}: every frame, as MediaPipe); never while all are tracked",
+        f"(default {DEFAULT_DETECT_EVERY}; 1: every frame, as MediaPipe); never while all are tracked",
     )
     g.add_argument(
         "--presence-threshold",

@@ -77,9 +77,7 @@ def multihand_section(data: ReportData) -> list[str]:
             "the rest of the first row's are the detector's."
         )
     in_use = (s.get("detector_imgsz"), s.get("detector_input"))
-    return lines + _sweep_lines(
-        mh.get("detector_sweep") or [], in_use, s.get("max_hands"), s.get("app_default_max_hands")
-    )
+    return lines + _sweep_lines(mh.get("detector_sweep") or [], in_use, s)
 
 
 def _input(height_width, side) -> str:
@@ -90,20 +88,21 @@ def _input(height_width, side) -> str:
     return input_label(tuple(height_width))
 
 
-def _sweep_lines(sweep: list[dict], in_use: tuple, max_hands, app_max_hands) -> list[str]:
+def _sweep_lines(sweep: list[dict], in_use: tuple, settings: dict) -> list[str]:
     """The detector's inputs on the same clips: missed hands and FPS, overall and with two hands,
     with the stage's tracker and with the live app's default; ``in_use``: (imgsz, [height, width]
-    or None for files from before the input's shape was recorded)."""
+    or None for files from before the input's shape was recorded); ``settings``: the stage's."""
     if not sweep:
         return []
     lines = [
         "",
         "The detector's input (width × height; each frame letterboxed to it), square and shaped for the frames "
         "(`detector.frame_size`), on the same clips; **bold**: the input in use (`detector.imgsz`, "
-        f"`detector.frame_size`). Up to {fmt_count(max_hands)} hands tracked, the detector runs on every frame with "
-        "fewer, so in frames with 2 hands it keeps looking for another; the last two columns run the clips "
-        f"of 2 hands again with the live app's default of up to {fmt_count(app_max_hands)} hands, where it "
-        "rests while both are tracked.",
+        f"`detector.frame_size`). Up to {fmt_count(num(settings, 'max_hands'))} hands tracked, the detector runs "
+        f"every {fmt_count(num(settings, 'detect_every'))} frame(s) while fewer are, so in frames with 2 hands it "
+        "keeps looking for another; the last two columns run the clips of 2 hands again with the live app's "
+        f"default of up to {fmt_count(num(settings, 'app_default_max_hands'))} hands, where it rests while both "
+        "are tracked.",
         "",
         "| detector input | missed hands | with 2 hands | false hands | PCK@5px | FPS | FPS with 2 hands "
         "| app default: missed, 2 hands | app default: FPS, 2 hands |",

@@ -11,7 +11,9 @@ The caller owns the models; per frame it runs:
         hands = tracker.update([predictor.predict(c) for c in crops])   # [TrackedHand] by id
 
 - **Detection** is wanted while fewer than ``max_hands`` hands are tracked, on every
-  ``detect_every``-th frame (counted from its last run; 1 = every such frame, as MediaPipe), and
+  ``detect_every``-th frame (counted from its last run; 1 = every such frame, as MediaPipe; the
+  default 2 about halves the detector's share of a CPU's frame time for a hand found a frame later:
+  the multihand stage weighs both, params.yaml multihand.detect_every), and
   on the frame after a duplicate freed a place (below); never while ``max_hands`` are tracked.
   A box overlapping a tracked hand's box as a detector frames it (its keypoints' extent
   ``DETECTOR_BOX_SCALE`` x as large, ``detector_box``; IoU >= ``iou_threshold``: MediaPipe compares
@@ -134,7 +136,7 @@ class HandTracker:
     def __init__(
         self,
         max_hands: int = 2,
-        detect_every: int = 1,
+        detect_every: int = 2,
         presence_threshold: float = 0.3,
         iou_threshold: float = 0.5,
         max_jump: float = 1.5,

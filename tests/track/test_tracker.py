@@ -38,7 +38,7 @@ def test_a_hand_enters_stays_leaves_and_comes_back_with_a_new_id():
         + [[] for _ in range(5)]
         + [[hand(400, 250, turn=1.0)] for _ in range(10)]
     )
-    outputs, detected = run(HandTracker(max_hands=1, smoothing=None), scenes)
+    outputs, detected = run(HandTracker(max_hands=1, detect_every=1, smoothing=None), scenes)  # MediaPipe's cadence
     assert all(o == [] for o in outputs[:5])
     assert all(ids(o) == [0] for o in outputs[5:25])  # entered: id 0, kept while it moves and turns
     for o, hands in zip(outputs[5:25], scenes[5:25]):
@@ -94,13 +94,13 @@ def test_reset_forgets_every_hand_and_starts_ids_again():
 
 def test_a_detection_of_a_tracked_hand_is_not_a_new_hand():
     still = [[hand(300, 300)] for _ in range(6)]
-    outputs, detected = run(HandTracker(max_hands=2), still)
+    outputs, detected = run(HandTracker(max_hands=2, detect_every=1), still)
     assert detected == list(range(6)) and all(ids(o) == [0] for o in outputs)  # the box overlaps the track
 
     def off_centre(hands):  # IoU < 0.5 with the track's box, yet its crop shows the same hand
         return boxes_of(hands) + np.array([40.0, 0, 40.0, 0])
 
-    outputs, _ = run(HandTracker(max_hands=2), still, detector=off_centre)
+    outputs, _ = run(HandTracker(max_hands=2, detect_every=1), still, detector=off_centre)
     assert all(ids(o) == [0] for o in outputs)  # the model's two views of one hand are one hand
 
 
@@ -119,18 +119,20 @@ def test_a_loose_detection_of_a_tracked_hand_leaves_the_free_place_to_the_new_ha
         return np.array(out)
 
     assert box_iou(loose([a])[0], keypoint_box(a)) < 0.5  # below the threshold against the tight extent
-    outputs, detected = run(HandTracker(max_hands=2, smoothing=None), [[a]] * 3 + [[a, b]] * 3, detector=loose)
+    outputs, detected = run(
+        HandTracker(max_hands=2, detect_every=1, smoothing=None), [[a]] * 3 + [[a, b]] * 3, detector=loose
+    )
     assert [ids(o) for o in outputs] == [[0], [0], [0], [0, 1], [0, 1], [0, 1]]
     assert detected == [0, 1, 2, 3]  # then two are tracked: the detector rests
     np.testing.assert_allclose(outputs[-1][1].keypoints, b, atol=1e-3)
 
 
 def test_a_false_detection_starts_nothing_and_spends_no_id():
-    tracker = HandTracker(max_hands=2)
+    tracker = HandTracker(max_hands=2, detect_every=1)
     outputs, _ = run(tracker, [[]] * 3 + [[hand(300, 300)]] * 3, detector=lambda hands: np.array([[10.0, 10, 90, 90]]))
     assert [ids(o) for o in outputs] == [[], [], [], [], [], []]  # its crop shows no hand
     outputs, _ = run(
-        HandTracker(max_hands=2),
+        HandTracker(max_hands=2, detect_every=1),
         [[]] * 3 + [[hand(300, 300)]] * 3,
         detector=lambda hands: np.vstack([[[10.0, 10, 90, 90]], boxes_of(hands)]),
     )

@@ -177,7 +177,7 @@ def test_run_clips_with_standins_is_perfect_on_an_easy_clip():
         state = {"clip": clip}
 
         def factory(clip, state=state):  # state bound now (B023), though the factory runs in this iteration
-            tracker = HandTracker(max_hands=2, smoothing=None)
+            tracker = HandTracker(max_hands=2, detect_every=1, smoothing=None)  # a hand found on its first frame
             state["pipeline"] = MultiHandPipeline(standin_keypoint_model(state), LabelBoxes(clip), tracker)
             return state["pipeline"]
 

@@ -3,7 +3,9 @@ number of images (so the same hours on one machine), then scored on the dev slic
 and with the refine pass. The variants and what they share are params.yaml's ``ablation`` section
 (dotted params keys); each runs as `dvc exp run -n ablation-train-<name> -S ... train`, and its row
 lands in reports/ablation/training.json as soon as it is scored, so an interrupted study keeps what
-it finished (and `dvc repro` resumes the interrupted variant from models/heatmap_checkpoint/).
+it finished. An interrupted variant resumes when the same command runs again on the same machine,
+from the state copy the ``ablation.shared`` params put in git-ignored models/ablation_state/
+(`dvc exp run` checks out the locked, empty models/heatmap_checkpoint/ before it trains).
 
     python scripts/ablation.py training continued crops_50
 

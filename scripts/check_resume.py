@@ -28,8 +28,8 @@ def main() -> int:
     here = fingerprint(params, [split_arrays(table, "train"), split_arrays(table, "dev")])
     if here != saved["fingerprint"]:
         print(
-            f"{copy}: run {saved['fingerprint']}, this checkout {here}: params, data or the code of "
-            "handkp/core, handkp/data or handkp/model changed, so `dvc repro train` starts afresh"
+            f"{copy}: run {saved['fingerprint']}, this checkout {here}: params, data or the code training "
+            "imports (handkp.model.train_state.training_sources) changed, so `dvc repro train` starts afresh"
         )
         return 1
     print(f"{copy}: epoch {saved['epochs_done']} of {saved['epochs']} done; `dvc repro train` continues from it")

@@ -5,7 +5,8 @@ Geometry: one affine warp (rotation, scale, translation, mirror) applied to the 
 keypoints. Keypoints are continuous px (pixel i spans [i, i+1)); OpenCV's warp maps pixel
 centres, so points go through the warp as ``M @ (p - 0.5) + 0.5``. A mirrored hand keeps every
 keypoint's identity (no index swap). Photometry and sensor: colour jitter, low light, gamma,
-Gaussian blur, motion blur, sensor noise, JPEG artefacts. Occlusion: a rectangle of noise or
+Gaussian blur, motion blur, low resolution (a small hand's few pixels, enlarged to the crop as
+the tracker enlarges a far hand's ROI), sensor noise, JPEG artefacts. Occlusion: a rectangle of noise or
 colour over part of the hand (the keypoints under it keep their labels). Every operation takes
 its randomness from the ``rng`` it is given, so a sample is a function of its seed.
 
@@ -47,7 +48,10 @@ class AugmentConfig:
     Photometry (each a probability unless said): colour jitter strength in [0, 1]; gamma
     (range in ``gamma_range``); low_light (brightness × ``low_light_range``); blur (Gaussian);
     motion_blur; noise (Gaussian sensor noise, σ in ``noise_sigma`` grey levels); jpeg (quality in
-    ``jpeg_quality``); occlusion (a rectangle covering ``occlusion_area`` of the hand box).
+    ``jpeg_quality``); occlusion (a rectangle covering ``occlusion_area`` of the hand box);
+    low_resolution (the sample seen at a side drawn log-uniform in ``low_resolution_side`` px, its
+    noise and JPEG at that side, then enlarged back: a hand far from the camera, whose tracker ROI
+    spans that many frame px).
     Tracker-like crops (``random_crop``): crop, probability of a ROI crop in place of the
     whole-image warp; crop_from_box, of such a ROI coming from a detector-like box (else from
     the keypoints, upright); crop_shift ± centre shift, fraction of the ROI's side; crop_scale
@@ -73,6 +77,8 @@ class AugmentConfig:
     jpeg_quality: tuple[int, int] = (15, 75)
     occlusion: float = 0.0
     occlusion_area: tuple[float, float] = (0.1, 0.35)
+    low_resolution: float = 0.0
+    low_resolution_side: tuple[int, int] = (40, 160)
     crop: float = 0.0
     crop_from_box: float = 0.3
     crop_shift: float = 0.15
@@ -83,10 +89,10 @@ class AugmentConfig:
     other_hand_distance: tuple[float, float] = (0.3, 1.0)
 
     def __post_init__(self) -> None:
-        for key in ("crop", "crop_from_box", "other_hand"):
+        for key in ("crop", "crop_from_box", "other_hand", "low_resolution"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise ValueError(f"train.augment.{key} = {getattr(self, key)}: expected a probability in [0, 1]")
-        for key in ("crop_scale", "other_hand_scale", "other_hand_distance"):
+        for key in ("crop_scale", "other_hand_scale", "other_hand_distance", "low_resolution_side"):
             low, high = getattr(self, key)
             if not 0.0 <= low <= high or (key != "other_hand_distance" and low == 0.0):
                 raise ValueError(f"train.augment.{key} = {getattr(self, key)}: expected [low, high], 0 < low <= high")
@@ -242,6 +248,16 @@ def jpeg_artefacts(image: np.ndarray, quality: int) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB) if ok else image
 
 
+def resized(image: np.ndarray, side: int) -> np.ndarray:
+    """The square ``image`` at ``side`` × ``side`` px: averaged down (``INTER_AREA``), enlarged
+    bilinearly; the same array where it already has that side. Continuous px scale with the image
+    (pixel i spans [i, i + 1) at either side), so a round trip leaves the keypoints where they were."""
+    if image.shape[0] == side:
+        return image
+    flags = cv2.INTER_AREA if side < image.shape[0] else cv2.INTER_LINEAR
+    return cv2.resize(image, (side, side), interpolation=flags)
+
+
 def hand_box(keypoints: np.ndarray, size: int) -> tuple[float, float, float, float]:
     """(x0, y0, x1, y1) px: the keypoints' bounding box clipped to the image."""
     lo = np.clip(keypoints.min(axis=0), 0, size)
@@ -288,8 +304,10 @@ def augment(
     hand pasted in (``other_hand``, from ``donor``; a hand without a palm, ``has_palm``, gets none),
     the warp (a tracker-like crop with probability ``crop``, else the whole-image warp), then
     occlusion, then the photometric and sensor operations in the order a camera applies them
-    (scene light, optics, sensor, compression). ``visible`` (K,) bool: the labelled keypoints
-    (None: all). Switched off (probability 0), the new operations draw nothing from ``rng``."""
+    (scene light, optics, sensor, compression), with ``low_resolution`` the sensor's and the
+    compression's at the low side, the result enlarged back last, as the tracker's crop does.
+    ``visible`` (K,) bool: the labelled keypoints (None: all). Switched off (probability 0), the
+    new operations draw nothing from ``rng``."""
     labelled = np.ones(len(keypoints), dtype=bool) if visible is None else np.asarray(visible, dtype=bool)
     if donor is not None and happens(cfg.other_hand, rng) and has_palm(keypoints, labelled):
         image = random_paste(cfg, image, keypoints, labelled, donor, rng)
@@ -308,11 +326,13 @@ def augment(
         out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.5, 1.5))
     if happens(cfg.motion_blur, rng):
         out = motion_blur(out, int(rng.choice([5, 7, 9, 11])), rng.uniform(0, 180))
+    if happens(cfg.low_resolution, rng):
+        out = resized(out, round(log_uniform(cfg.low_resolution_side, rng)))
     if happens(cfg.noise, rng):
         out = sensor_noise(out, rng.uniform(*cfg.noise_sigma), rng)
     if happens(cfg.jpeg, rng):
         out = jpeg_artefacts(out, int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1)))
-    return out, kp
+    return resized(out, size), kp
 
 
 # ---- the robustness conditions ----------------------------------------------------------------

@@ -25,8 +25,15 @@ def save_checkpoint(path: str | Path, model_config: dict, codec: HeatmapCodec, s
         "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
         **extra,
     }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    return save_torch(path, state)
+
+
+def save_torch(path: str | Path, obj) -> Path:
+    """``torch.save`` atomically, through a file object: the archive's inner folder is then
+    ``archive/``, not the temporary file's random name, so the same object gives the same bytes
+    (and DVC the same hash) every time it is written; returns ``path``."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
     return Path(path)
 
 

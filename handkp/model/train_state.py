@@ -35,11 +35,12 @@ from torch import nn
 
 from ..core.errors import HandkpError
 from ..core.io import atomic_path, sha256_file, write_json
+from .checkpoint import save_torch
 from .optimisation import Optimisation
 
-# The subpackages whose code decides what a training run computes: the train stage's code deps
-# in dvc.yaml are these folders, and the fingerprint hashes the same files.
-TRAINING_PACKAGES = ("core", "data", "model")
+# The module whose imports, followed through the package, are the code a training run computes with
+# (the fingerprint hashes them; the train stage's code deps in dvc.yaml are their folders).
+TRAINING_ENTRY = "model/train.py"
 # ``train`` params that change how fast a run goes, not what it computes: left out of the fingerprint.
 OPERATIONAL_KEYS = ("num_workers", "threads", "device", "state_copy", "compile")
 # What a budget counts: the training behind a set of weights (None: not known).
@@ -55,10 +56,41 @@ NOT_TRAINING_CODE = ("core/paths.py",)
 
 
 def training_sources() -> list[Path]:
-    """Every .py file of ``TRAINING_PACKAGES`` but ``NOT_TRAINING_CODE``, in a fixed order."""
+    """The package's modules that ``TRAINING_ENTRY`` imports, itself and through the modules it
+    imports (import statements inside functions too), but ``NOT_TRAINING_CODE``, in a fixed
+    order: work on a module training never loads does not restart a long run."""
     root = Path(__file__).resolve().parents[1]
-    files = (p for pkg in TRAINING_PACKAGES for p in (root / pkg).rglob("*.py"))
-    return sorted(p for p in files if p.relative_to(root).as_posix() not in NOT_TRAINING_CODE)
+    found: set[Path] = set()
+    todo = [root / TRAINING_ENTRY]
+    while todo:
+        path = todo.pop()
+        if path not in found:
+            found.add(path)
+            todo += imported_modules(path, root)
+    return sorted(p for p in found if p.relative_to(root).as_posix() not in NOT_TRAINING_CODE)
+
+
+def imported_modules(path: Path, root: Path) -> list[Path]:
+    """The files of the package at ``root`` that the import statements of module ``path`` load:
+    each module named, as a module or as a name imported from its package, and every package
+    above it (its ``__init__.py``)."""
+    package = path.relative_to(root.parent).parent.parts  # ("handkp", "model") for model/train.py
+    dotted: list[list[str]] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            dotted += [alias.name.split(".") for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = list(package[: len(package) - node.level + 1]) if node.level else []
+            base += node.module.split(".") if node.module else []
+            dotted += [base, *(base + [alias.name] for alias in node.names)]
+    files = []
+    for parts in dotted:
+        if parts[:1] != [root.name]:
+            continue
+        for depth in range(1, len(parts) + 1):
+            module = root.parent.joinpath(*parts[:depth])
+            files += [f for f in (module.with_suffix(".py"), module / "__init__.py") if f.is_file()]
+    return files
 
 
 def run_params(params: dict) -> dict:
@@ -105,8 +137,7 @@ def code_text(path: Path) -> str:
 
 def save_state(path: Path, state: dict) -> None:
     """Writes a run state atomically."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_torch(path, state)
 
 
 def load_state(path: Path, fp: str) -> dict | None:

@@ -83,15 +83,52 @@ def test_resume_fingerprint_follows_params_data_and_training_code(tmp_path, monk
     assert fingerprint(params, data) != fp
 
 
-def test_training_code_of_the_fingerprint_is_what_dvc_tracks_for_train():
-    """The fingerprint hashes the subpackages the train stage depends on in dvc.yaml."""
+def test_training_code_of_the_fingerprint_is_what_training_imports_and_dvc_tracks():
+    """The fingerprint hashes the modules training loads, all inside the train stage's code deps
+    in dvc.yaml; a module training never imports (the archive download, the stage runner) is
+    left out."""
     import yaml
     from conftest import REPO
 
     deps = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["train"]["deps"]
-    assert {f"handkp/{p}" for p in train_state.TRAINING_PACKAGES} <= set(deps)
-    sources = {p.relative_to(REPO).parts[1] for p in train_state.training_sources()}
-    assert sources == set(train_state.TRAINING_PACKAGES)
+    sources = {p.relative_to(REPO).as_posix() for p in train_state.training_sources()}
+    assert all(any(s.startswith(f"{d}/") for d in deps) for s in sources - {"handkp/__init__.py"})
+    # what a run computes with: the network, the augmentation, the crops and their ROI, the loader
+    assert {"handkp/model/network.py", "handkp/data/augment.py", "handkp/data/crops.py"} <= sources
+    assert {"handkp/core/roi.py", "handkp/model/batches.py", "handkp/core/codec.py"} <= sources
+    assert {"handkp/__init__.py", "handkp/model/__init__.py"} <= sources  # run on import
+    assert not sources & {"handkp/data/fetch.py", "handkp/core/config.py", "handkp/core/paths.py"}
+    assert not any(s.startswith(("handkp/evaluate/", "handkp/track/", "handkp/app/")) for s in sources)
+
+
+def test_imports_are_followed_in_every_form(tmp_path):
+    """Relative, absolute, from a package, inside a function, and a name that is a module."""
+    pkg = tmp_path / "handkp"
+    for folder in ("model", "core", "data"):
+        (pkg / folder).mkdir(parents=True)
+        (pkg / folder / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    entry = pkg / "model" / "train.py"
+    entry.write_text(
+        "import numpy as np\n"
+        "from ..core.codec import Codec\n"
+        "from . import network\n"
+        "import handkp.data.augment\n"
+        "def f():\n    from ..data import crops\n"
+    )
+    for name in ("core/codec.py", "model/network.py", "data/augment.py", "data/crops.py", "data/fetch.py"):
+        (pkg / name).write_text("X = 1\n")
+    found = {p.relative_to(tmp_path).as_posix() for p in train_state.imported_modules(entry, pkg)}
+    assert found == {
+        "handkp/__init__.py",
+        "handkp/core/__init__.py",
+        "handkp/core/codec.py",
+        "handkp/model/__init__.py",
+        "handkp/model/network.py",
+        "handkp/data/__init__.py",
+        "handkp/data/augment.py",
+        "handkp/data/crops.py",
+    }
 
 
 def test_the_furthest_matching_state_is_resumed(tmp_path):
@@ -350,3 +387,17 @@ def test_the_budget_adds_the_training_behind_a_warm_start():
         False,
     )
     assert alone["total_train_hours"] == alone["train_hours"] == 0.5 and alone["warm_start"] is None
+
+
+def test_the_same_weights_give_the_same_checkpoint_bytes(tmp_path):
+    """Written through a temporary file of a random name, a checkpoint still has the same bytes,
+    so that DVC sees an unchanged models/heatmap when a finished run writes best.pt again."""
+    weights = source_network().state_dict()
+    codec = HeatmapCodec(224, 28, 2.0)
+    first = save_checkpoint(tmp_path / "a" / "best.pt", SMALL_MODEL, codec, weights, epoch=3)
+    second = save_checkpoint(tmp_path / "b" / "best.pt", SMALL_MODEL, codec, weights, epoch=3)
+    assert sha256_file(first) == sha256_file(second)
+    save_state(tmp_path / "a" / "state.pt", {"fingerprint": "f", "epoch": 1})
+    save_state(tmp_path / "b" / "state.pt", {"fingerprint": "f", "epoch": 1})
+    assert sha256_file(tmp_path / "a" / "state.pt") == sha256_file(tmp_path / "b" / "state.pt")
+    assert sha256_file(save_checkpoint(tmp_path / "c.pt", SMALL_MODEL, codec, weights, epoch=4)) != sha256_file(first)

@@ -51,7 +51,8 @@ several hands:
   --detect-every frames), each hand gets a square crop (from the detector's box, then from its own
   keypoints of the frame before, turned so the hand points up unless --no-upright), the keypoint
   model runs once per frame on all the crops, a crop whose presence is below --presence-threshold
-  ends its hand, and each hand keeps an id, drawn in its own colour with its box, keypoints
+  ends its hand, and each hand keeps an id (also when it is found again within --lost-s seconds
+  where it was heading), drawn in its own colour with its box, keypoints
   smoothed by a One Euro filter (--no-smoothing, --min-cutoff, --beta). The two models take
   turns on the same cores, so ONNX Runtime's threads do not spin-wait between runs (a model
   alone keeps ONNX Runtime's default, spinning). The images of a folder are separate pictures: each

@@ -35,6 +35,7 @@ _TRACKER = inspect.signature(HandTracker.__init__).parameters
 DEFAULT_MAX_HANDS = _TRACKER["max_hands"].default
 DEFAULT_DETECT_EVERY = _TRACKER["detect_every"].default
 DEFAULT_PRESENCE = _TRACKER["presence_threshold"].default
+DEFAULT_LOST_S = _TRACKER["lost_s"].default
 _SMOOTHING = OneEuroSettings()
 
 
@@ -57,7 +58,8 @@ def number(low: float, high: float = math.inf, integer: bool = False, open_low: 
 
 def add_tracking_arguments(parser: argparse.ArgumentParser) -> None:
     """``--max-hands``, ``--detector``, ``--detector-conf``, ``--detect-every``,
-    ``--presence-threshold``, ``--sequence``, ``--no-upright``, ``--no-smoothing``, ``--min-cutoff``, ``--beta``."""
+    ``--presence-threshold``, ``--lost-s``, ``--sequence``, ``--no-upright``, ``--no-smoothing``, ``--min-cutoff``,
+    ``--beta``."""
     g = parser.add_argument_group("several hands (a detector finds hands, the model follows each in its own crop)")
     g.add_argument(
         "--detector",
@@ -92,6 +94,13 @@ def add_tracking_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="P",
         help="a crop whose presence (the heatmap model: the mean of its 21 peaks) is below this holds no "
         f"hand: a new hand is not started, a tracked one ends (default {DEFAULT_PRESENCE})",
+    )
+    g.add_argument(
+        "--lost-s",
+        type=number(0),
+        metavar="S",
+        help="a hand lost for up to S seconds and found again where it was heading keeps its id "
+        f"(default {DEFAULT_LOST_S:g}; 0: every hand found again gets a new id, as MediaPipe)",
     )
     g.add_argument(
         "--sequence",
@@ -152,6 +161,7 @@ def build_pipeline(args: argparse.Namespace, predictor: Predictor) -> MultiHandP
                 ("--max-hands", args.max_hands),
                 ("--detect-every", args.detect_every),
                 ("--presence-threshold", args.presence_threshold),
+                ("--lost-s", args.lost_s),
                 ("--sequence", args.sequence or None),
                 ("--no-upright", args.no_upright or None),
                 ("--no-smoothing", args.no_smoothing or None),
@@ -193,6 +203,7 @@ def build_pipeline(args: argparse.Namespace, predictor: Predictor) -> MultiHandP
     )
     every = args.detect_every or DEFAULT_DETECT_EVERY
     presence = DEFAULT_PRESENCE if args.presence_threshold is None else args.presence_threshold
+    lost_s = DEFAULT_LOST_S if args.lost_s is None else args.lost_s
     tracker = HandTracker(
         max_hands=max_hands,
         detect_every=every,
@@ -201,11 +212,12 @@ def build_pipeline(args: argparse.Namespace, predictor: Predictor) -> MultiHandP
         crop_size=predictor.input_size,
         fps=args.fps,
         upright=not args.no_upright,
+        lost_s=lost_s,
     )
     smooth = "off" if smoothing is None else f"min cutoff {smoothing.min_cutoff:g} Hz, beta {smoothing.beta:g}"
     log(
         f"tracking up to {max_hands} hands: detector {path} (conf >= {args.detector_conf:g}, "
-        f"every {every} frames while fewer are tracked), presence >= {presence:g}, "
+        f"every {every} frames while fewer are tracked), presence >= {presence:g}, lost ids back within {lost_s:g} s, "
         f"crops {'not turned' if args.no_upright else 'upright'}, smoothing {smooth}"
         + (", each hand refined on a crop placed from its first-pass keypoints" if args.refine else "")
     )

@@ -4,7 +4,7 @@ against the labels moved with each hand.
 
     clips = make_clips(pixels, keypoints, names, seed, n_clips=12, frames=60)
     runs = run_clips(lambda clip: MultiHandPipeline(predictor, detector, HandTracker(...)), clips)
-    figures = score(clips, runs)             # {"overall": {...}, "by_hands": {"0": {...}, ...}}
+    figures = score(clips, runs)             # {"overall": {...}, "by_hands": {"0": {...}, ...}, "by_size": {...}}
 
 The stage runs the clips with the YOLO detector at its input (``detector.imgsz`` shaped for
 ``detector.frame_size``), with ``LabelBoxes`` in its place (top-down pose evaluation's ground-truth
@@ -29,7 +29,10 @@ that distance <= ``MATCH_DISTANCE`` or box IoU >= ``MATCH_IOU``). Then:
   where at least one hand was predicted.
 - **FPS**: frames / the wall time of ``process`` (detector, crops, model and tracker; with label
   boxes, no detector).
-``by_hands`` groups frames by how many true hands they hold."""
+``by_hands`` groups frames by how many true hands they hold; ``by_size`` groups the true hands by
+their size in the frame (``hand_size``: the longer side of their visible keypoints' box, frame px;
+``SIZE_EDGES``), with each group's keypoint figures and missed hands (a hand far from the camera is
+a few dozen px, where the model's crop is enlarged several times)."""
 
 from __future__ import annotations
 
@@ -58,6 +61,7 @@ from ..yolo.export import chosen_input, sweep_inputs
 PCK_THRESHOLDS = (1, 3, 5, 10)
 MATCH_DISTANCE = 0.5  # mean keypoint distance, in the true hand's sizes (its visible keypoints' box, longer side)
 MATCH_IOU = 0.3
+SIZE_EDGES = (40, 80, 160)  # frame px: by_size's groups <40, 40-80, 80-160, >=160 (a 640x480 frame)
 FPS_CLIP = 30.0  # the clips' timestamps: frame i at i / 30 s
 
 __all__ = [
@@ -135,9 +139,19 @@ def match_frame(truth: list[FrameHand], predicted: list[TrackedHand]) -> list[tu
     return best_assignment(cost, 1e12)
 
 
+def size_group(size: float) -> str:
+    """``by_size``'s key of a hand ``size`` frame px across: "<40", "40-80", "80-160", ">=160"
+    (``SIZE_EDGES``)."""
+    for i, edge in enumerate(SIZE_EDGES):
+        if size < edge:
+            return f"<{edge}" if i == 0 else f"{SIZE_EDGES[i - 1]}-{edge}"
+    return f">={SIZE_EDGES[-1]}"
+
+
 def _frame_records(clips: list[Clip], runs: list[ClipRun]) -> list[dict]:
     """One record per frame: n_true, errors (source px of visible keypoints; inf for a missed
-    hand's), matched_errors, missed, false, switches, seconds."""
+    hand's), matched_errors, missed, false, switches, seconds, and ``hands``: per true hand
+    (size frame px, its errors, missed)."""
     records = []
     for clip, run in zip(clips, runs):
         if len(run.hands) != len(clip):
@@ -145,46 +159,56 @@ def _frame_records(clips: list[Clip], runs: list[ClipRun]) -> list[dict]:
         last_id: dict[int, int] = {}
         for i, (truth, predicted) in enumerate(zip(clip.truth, run.hands)):
             pairs = dict(match_frame(truth, predicted))
-            errors, matched, switches = [], [], 0
+            hands, switches = [], 0
             for r, t in enumerate(truth):
                 if r not in pairs:
-                    errors.append(np.full(int(t.visible.sum()), np.inf))
+                    hands.append((hand_size(t), np.full(int(t.visible.sum()), np.inf), True))
                     continue
                 p = predicted[pairs[r]]
                 e = (
                     np.linalg.norm(np.asarray(p.keypoints, np.float64)[t.visible] - t.keypoints[t.visible], axis=1)
                     / t.scale
                 )
-                errors.append(e)
-                matched.append(e)
+                hands.append((hand_size(t), e, False))
                 if t.identity in last_id and last_id[t.identity] != p.id:
                     switches += 1
                 last_id[t.identity] = p.id
             records.append(
                 {
                     "n_true": len(truth),
-                    "errors": np.concatenate(errors) if errors else np.empty(0),
-                    "matched_errors": np.concatenate(matched) if matched else np.empty(0),
+                    "errors": _joined(e for _, e, _ in hands),
+                    "matched_errors": _joined(e for _, e, missed in hands if not missed),
                     "missed": len(truth) - len(pairs),
                     "false": len(predicted) - len(pairs),
                     "switches": switches,
                     "n_pred": len(predicted),
                     "seconds": run.seconds[i] if i < len(run.seconds) else 0.0,
+                    "hands": hands,
                 }
             )
     return records
 
 
+def _joined(arrays) -> np.ndarray:
+    arrays = list(arrays)
+    return np.concatenate(arrays) if arrays else np.empty(0)
+
+
+def _keypoint_figures(errors: np.ndarray, matched: np.ndarray) -> dict:
+    """PCK at ``PCK_THRESHOLDS`` over ``errors`` (a missed hand's are inf), the median of
+    ``matched`` (None where empty)."""
+    out = {f"pck_{t}px": float(np.mean(errors <= t)) if errors.size else None for t in PCK_THRESHOLDS}
+    out["epe_median_px"] = float(np.median(matched)) if matched.size else None
+    return out
+
+
 def _figures(records: list[dict]) -> dict:
-    errors = np.concatenate([r["errors"] for r in records]) if records else np.empty(0)
-    matched = np.concatenate([r["matched_errors"] for r in records]) if records else np.empty(0)
+    errors = _joined(r["errors"] for r in records)
+    matched = _joined(r["matched_errors"] for r in records)
     hands = sum(r["n_true"] for r in records)
     free = [r for r in records if r["n_true"] == 0]
     seconds = sum(r["seconds"] for r in records)
-    out = {"frames": len(records), "hands": hands, "keypoints": int(errors.size)}
-    for t in PCK_THRESHOLDS:
-        out[f"pck_{t}px"] = float(np.mean(errors <= t)) if errors.size else None
-    out["epe_median_px"] = float(np.median(matched)) if matched.size else None
+    out = {"frames": len(records), "hands": hands, "keypoints": int(errors.size), **_keypoint_figures(errors, matched)}
     missed = sum(r["missed"] for r in records)
     out.update(
         {
@@ -201,14 +225,38 @@ def _figures(records: list[dict]) -> dict:
     return out
 
 
+def _size_figures(records: list[dict]) -> dict:
+    """{size group: hands, keypoints, PCK, EPE median, missed hands and rate} over the true hands
+    of ``records`` (groups without a hand left out), smallest first."""
+    groups: dict[str, list] = {}
+    for r in records:
+        for size, errors, missed in r["hands"]:
+            groups.setdefault(size_group(size), []).append((errors, missed))
+    order = [size_group(edge - 1) for edge in SIZE_EDGES] + [size_group(SIZE_EDGES[-1])]
+    out = {}
+    for key in (k for k in order if k in groups):
+        hands = groups[key]
+        errors = _joined(e for e, _ in hands)
+        missed = sum(m for _, m in hands)
+        out[key] = {
+            "hands": len(hands),
+            "keypoints": int(errors.size),
+            **_keypoint_figures(errors, _joined(e for e, m in hands if not m)),
+            "missed_hands": missed,
+            "missed_rate": missed / len(hands),
+        }
+    return out
+
+
 def score(clips: list[Clip], runs: list[ClipRun]) -> dict:
-    """{"overall": figures, "by_hands": {"<n true hands in the frame>": figures}} (the module's
-    docstring: what each figure is)."""
+    """{"overall": figures, "by_hands": {"<n true hands in the frame>": figures}, "by_size":
+    {"<size group>": hand figures}} (the module's docstring: what each figure is)."""
     records = _frame_records(clips, runs)
     counts = sorted({r["n_true"] for r in records})
     return {
         "overall": _figures(records),
         "by_hands": {str(n): _figures([r for r in records if r["n_true"] == n]) for n in counts},
+        "by_size": _size_figures(records),
     }
 
 
@@ -220,6 +268,7 @@ def rounded_score(figures: dict) -> dict:
     return {
         "overall": rounded_figures(figures["overall"]),
         "by_hands": {n: rounded_figures(f) for n, f in figures["by_hands"].items()},
+        "by_size": {n: rounded_figures(f) for n, f in figures["by_size"].items()},
     }
 
 
@@ -328,8 +377,11 @@ def run_multihand(params: dict) -> dict:
         "match_distance": MATCH_DISTANCE,
         "match_iou": MATCH_IOU,
         "clip_fps": FPS_CLIP,
-        # the tracker's duplicate rule (MediaPipe's), at HandTracker's defaults
-        **{key: getattr(HandTracker(), key) for key in ("duplicate_fraction", "duplicate_distance", "duplicate_iou")},
+        # the tracker's duplicate rule (MediaPipe's) and how long a lost hand's id comes back: HandTracker's defaults
+        **{
+            key: getattr(HandTracker(), key)
+            for key in ("duplicate_fraction", "duplicate_distance", "duplicate_iou", "lost_s")
+        },
     }
     imgsz, chosen, sized = int(params["detector"]["imgsz"]), chosen_input(params["detector"]), _detector_files(params)
     app_max_hands = HandTracker().max_hands  # the live app's default --max-hands

@@ -16,12 +16,17 @@ def _rate(v: float | None) -> str:
     return MISSING if v is None else f"{v:.1%}"
 
 
+def _missed(f: dict) -> str:
+    """Missed hands and their share: ``12 (3.4%)``."""
+    return f"{fmt_count(num(f, 'missed_hands'))} ({_rate(num(f, 'missed_rate'))})" if num(f, "hands") else MISSING
+
+
 def _row(label: str, f: dict) -> str:
     cells = [label, fmt_count(num(f, "frames")), fmt_count(num(f, "hands"))]
     cells += [fmt_pck(num(f, f"pck_{t}px")) for t in MULTIHAND_PCK]
     cells += [
         fmt_px(num(f, "epe_median_px")),
-        f"{fmt_count(num(f, 'missed_hands'))} ({_rate(num(f, 'missed_rate'))})" if num(f, "hands") else MISSING,
+        _missed(f),
         fmt_count(num(f, "false_hands")),
         fmt_count(num(f, "id_switches")),
         f"{fmt_count(num(f, 'hand_free_false_positive_frames'))} of {fmt_count(num(f, 'hand_free_frames'))}"
@@ -77,7 +82,31 @@ def multihand_section(data: ReportData) -> list[str]:
             "the rest of the first row's are the detector's."
         )
     in_use = (s.get("detector_imgsz"), s.get("detector_input"))
-    return lines + _sweep_lines(mh.get("detector_sweep") or [], in_use, s)
+    sizes = _size_lines(mh.get("by_size") or {}, (mh.get("label_boxes") or {}).get("by_size") or {})
+    return lines + sizes + _sweep_lines(mh.get("detector_sweep") or [], in_use, s)
+
+
+def _size_lines(detector: dict, labels: dict) -> list[str]:
+    """The hands by their size in the frame: missed and PCK@5 with the detector and with the label
+    boxes (files from before ``by_size``: nothing)."""
+    groups = list(dict.fromkeys([*detector, *labels]))
+    if not groups:
+        return []
+    lines = [
+        "",
+        "The same hands by their size in the frame (the longer side of their visible keypoints' box): a hand "
+        "far from the camera is a few dozen px, and the model sees its crop enlarged several times.",
+        "",
+        "| hand size px | hands | missed hands | PCK@5px | label boxes: missed hands | label boxes: PCK@5px |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for group in groups:
+        d, lb = detector.get(group) or {}, labels.get(group) or {}
+        cells = [group, fmt_count(num(d, "hands") if d else num(lb, "hands"))]
+        for f in (d, lb):
+            cells += [_missed(f), fmt_pck(num(f, "pck_5px"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def _input(height_width, side) -> str:

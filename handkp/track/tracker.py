@@ -37,9 +37,13 @@ The caller owns the models; per frame it runs:
   other hand): observations go to tracks by palm centre, against where each track's palm centre
   is expected now (its last one moved at its last speed); the most pairs within ``max_jump``
   palm sizes, then the smallest total distance, searched exhaustively (at most MAX_HANDS hands).
-- **Lifecycle**: a track without an observation ends (its presence dropped, or it left); an
-  observation without a track starts a new one with a fresh id (ids count up from 0 and are
-  never reused by this tracker). A detection whose crop shows no hand starts nothing.
+- **Lifecycle**: a track without an observation ends (its presence dropped, or it left) and is
+  kept as lost for ``lost_s`` seconds (ByteTrack's lost tracks; it takes no place and gets no
+  crop). An observation without a track takes back the id of a lost hand expected near it (the
+  assignment's rule against the lost hands: where each was expected now, within ``max_jump`` palm
+  sizes), so a hand missed for a few frames keeps its id; otherwise it starts a new track with a
+  fresh id (ids count up from 0 and are never given to another hand; ``lost_s`` 0: every hand
+  found again is new, as MediaPipe). A detection whose crop shows no hand starts nothing.
 - **Output**: keypoints smoothed by each track's own One Euro filter (``smoothing``; None: raw);
   its next crop always comes from the raw keypoints, so smoothing never makes the crop lag.
 """
@@ -131,7 +135,8 @@ class HandTracker:
     a followed hand's crop is turned so that the hand points up (False: not turned);
     ``duplicate_distance`` (palm sizes), ``duplicate_fraction`` and ``duplicate_iou``: when two
     observations are one hand (MediaPipe's hand deduplication: within 0.2 × the larger hand's
-    palm, 10 of the 21 keypoints, IoU above 0.2; the default fraction here, half, asks for 11)."""
+    palm, 10 of the 21 keypoints, IoU above 0.2; the default fraction here, half, asks for 11);
+    ``lost_s``: how long an ended track's id can be taken back (s)."""
 
     def __init__(
         self,
@@ -147,11 +152,12 @@ class HandTracker:
         crop_size: int = IMAGE_SIZE,
         fps: float = 30.0,
         upright: bool = True,
+        lost_s: float = 0.5,
     ):
         if not 1 <= max_hands <= MAX_HANDS:
             raise ValueError(f"max_hands must be 1 … {MAX_HANDS}, got {max_hands}")
-        if detect_every < 1 or fps <= 0:
-            raise ValueError(f"detect_every must be >= 1 and fps > 0, got {detect_every}, {fps}")
+        if detect_every < 1 or fps <= 0 or not lost_s >= 0:
+            raise ValueError(f"detect_every must be >= 1, fps > 0 and lost_s >= 0, got {detect_every}, {fps}, {lost_s}")
         if not (duplicate_distance >= 0 and 0 < duplicate_fraction <= 1 and 0 <= duplicate_iou <= 1):
             raise ValueError(
                 f"expected duplicate_distance >= 0, duplicate_fraction in (0, 1] and duplicate_iou in [0, 1], "
@@ -162,12 +168,14 @@ class HandTracker:
         self.max_jump, self.duplicate_distance = max_jump, duplicate_distance
         self.duplicate_fraction, self.duplicate_iou = duplicate_fraction, duplicate_iou
         self.smoothing, self.crop_size, self.fps, self.upright = smoothing, crop_size, fps, upright
+        self.lost_s = lost_s
         self.reset()
 
     def reset(self) -> None:
         """Forget every hand: the next frame starts with a detection and ids from 0 again (a new
         tracker's state; for images that are not frames of one video, as MediaPipe's static image mode)."""
         self._tracks: list[_Track] = []
+        self._lost: list[_Track] = []  # ended tracks whose ids can still be taken back (lost_s)
         self._next_id = 0
         self._last_detection: int | None = None
         self._place_freed = False  # a duplicate left a tracked hand without an observation
@@ -216,12 +224,18 @@ class HandTracker:
             raise TrackerError(f"{len(predictions)} predictions for {len(rois)} ROIs")
         observed = [o for roi, p in zip(rois, predictions) if (o := self._observe(roi, p)) is not None]
         seen = self._distinct(observed)
-        pairs = best_assignment(self._motion_costs(seen), self.max_jump)
-        matched = {c: r for r, c in pairs}
+        pairs = best_assignment(self._motion_costs(self._tracks, seen), self.max_jump)
         kept = [self._follow(self._tracks[r], seen[c]) for r, c in sorted(pairs)]
-        started = [self._start(o) for c, o in enumerate(seen) if c not in matched]
+        matched = {c for _, c in pairs}
+        new = [o for c, o in enumerate(seen) if c not in matched]
+        self._lost = [t for t in self._lost if self._time - t.time <= self.lost_s]
+        back = best_assignment(self._motion_costs(self._lost, new), self.max_jump)
+        revived = [self._follow(self._lost[r], new[c]) for r, c in back]
+        started = [self._start(o) for c, o in enumerate(new) if c not in {c for _, c in back}]
+        ended = [t for r, t in enumerate(self._tracks) if r not in {r for r, _ in pairs}]
+        self._lost = ([t for r, t in enumerate(self._lost) if r not in {r for r, _ in back}] + ended)[-MAX_HANDS:]
         self._place_freed = len(seen) < len(observed) and len(kept) < len(self._tracks)
-        self._tracks = sorted(kept + started, key=lambda t: t.hand.id)
+        self._tracks = sorted(kept + revived + started, key=lambda t: t.hand.id)
         return [t.hand for t in self._tracks]
 
     def _observe(self, roi: Roi, prediction: Prediction) -> _Observation | None:
@@ -253,11 +267,11 @@ class HandTracker:
             and box_iou(keypoint_box(a.keypoints), keypoint_box(b.keypoints)) >= self.duplicate_iou
         )
 
-    def _motion_costs(self, seen: list[_Observation]) -> np.ndarray:
+    def _motion_costs(self, tracks: list[_Track], seen: list[_Observation]) -> np.ndarray:
         """(tracks, observations): palm-centre distance from where each track is expected now, in
         the track's palm sizes."""
-        cost = np.empty((len(self._tracks), len(seen)))
-        for r, t in enumerate(self._tracks):
+        cost = np.empty((len(tracks), len(seen)))
+        for r, t in enumerate(tracks):
             expected = t.seen.centre + t.velocity * (self._time - t.time)
             for c, o in enumerate(seen):
                 cost[r, c] = np.linalg.norm(o.centre - expected) / t.seen.palm

@@ -15,14 +15,16 @@ from ..core.paths import DETECTOR_ONNX, DETECTOR_SIZES, YOLO_DIR, YOLO_ONNX, siz
 from .ultralytics import YoloError, configure_ultralytics
 
 STRIDE = 32  # YOLO's largest stride: an input's sides are multiples of it
+EXPORT_TIME_KEYS = ("date",)  # Ultralytics stamps the export time: left out (same weights, same bytes)
 
 
 def export_onnx(weights: Path, out_file: Path, imgsz: InputSize) -> Path:
     """``weights`` (an Ultralytics .pt) -> ONNX with a fixed 1×3×imgsz×imgsz input (``imgsz`` a
     side, or (height, width) for a rectangular input), Ultralytics' metadata kept (``task: pose``:
-    how handkp.runtime recognises a YOLO file). The export runs in a temporary folder (Ultralytics
-    writes next to the weights) without onnxslim (simplify off), so nothing is installed or
-    downloaded."""
+    how handkp.runtime recognises a YOLO file) but for the export time (``EXPORT_TIME_KEYS``), so
+    exporting the same weights again writes the same file. The export runs in a temporary folder
+    (Ultralytics writes next to the weights) without onnxslim (simplify off), so nothing is
+    installed or downloaded."""
     configure_ultralytics()
     import onnx
     from ultralytics import YOLO
@@ -36,11 +38,15 @@ def export_onnx(weights: Path, out_file: Path, imgsz: InputSize) -> Path:
                 format="onnx", imgsz=list(input_hw(imgsz)), batch=1, dynamic=False, simplify=False, device="cpu"
             )
         )
-        meta = {p.key: p.value for p in onnx.load(str(exported), load_external_data=False).metadata_props}
+        model = onnx.load(str(exported))
+        meta = {p.key: p.value for p in model.metadata_props}
         if meta.get("task") != "pose":
             raise YoloError(f"{exported}: exported without Ultralytics' task=pose metadata ({sorted(meta)})")
+        kept = [p for p in model.metadata_props if p.key not in EXPORT_TIME_KEYS]
+        del model.metadata_props[:]
+        model.metadata_props.extend(kept)
         out_file.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(exported), out_file)
+        onnx.save(model, str(out_file))
     return out_file
 
 

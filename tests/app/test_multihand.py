@@ -190,7 +190,8 @@ def extent(kp: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("smoothing", [False, True])
 def test_two_hands_tracked_with_stable_ids_through_the_app(tmp_path, scene, monkeypatch, capsys, smoothing):
     """The command line (in-process, the two stand-ins in place of the model files): ids stable
-    over the frames, no hand on hand-free frames, a new id for a hand that comes back, boxes and
+    over the frames, no hand on hand-free frames, a new id for a hand that comes back (--lost-s 0:
+    hand C enters 0.2 s after A left, near A's path, and would otherwise take A's id), boxes and
     keypoints where the hands were pasted, the detector run only while places are free."""
     monkeypatch.setattr(cli, "load_predictor", lambda *a, **k: standin_keypoint_model(scene))
     monkeypatch.setattr(tracking, "YoloHandDetector", lambda *a, **k: standin_detector(scene))
@@ -212,12 +213,14 @@ def test_two_hands_tracked_with_stable_ids_through_the_app(tmp_path, scene, monk
             str(out_json),
             "--save",
             str(out_video),
+            "--lost-s",
+            "0",
             *([] if smoothing else ["--no-smoothing"]),
         ]
     )
     out = capsys.readouterr()
     assert code == 0, out.err
-    assert "tracking up to 2 hands" in out.err
+    assert "tracking up to 2 hands" in out.err and "lost ids back within 0 s" in out.err
     # the default cadence, the detector every 2nd frame while a place is free: the hands of frame 2 at
     # once, hand C (frames 32-35) one frame late, at 33
     assert f"frames: {N_FRAMES} read, {N_FRAMES} processed, 0 dropped; hand found in 29, detector run on 6" in out.out
@@ -279,7 +282,7 @@ def test_a_folders_images_are_separate_pictures_unless_sequence(
 ):
     """An image folder: each image on its own (the detector on every image with a free place,
     ids from 0 in each, as MediaPipe's static image mode); with --sequence, tracked like the
-    video: the same ids and detector runs as the clip gives."""
+    video: the same ids and detector runs as the clip gives (--lost-s 0 in both)."""
     monkeypatch.setattr(cli, "load_predictor", lambda *a, **k: standin_keypoint_model(scene))
     monkeypatch.setattr(tracking, "YoloHandDetector", lambda *a, **k: standin_detector(scene))
     out_json = tmp_path / "hands.jsonl"
@@ -298,6 +301,8 @@ def test_a_folders_images_are_separate_pictures_unless_sequence(
             "0",
             "--json",
             str(out_json),
+            "--lost-s",
+            "0",
             *(["--sequence"] if sequence else []),
         ]
     )
@@ -412,10 +417,10 @@ def test_without_a_detector_one_hand_the_whole_frame(tmp_path, scene, real_model
         "--json",
         str(tmp_path / "o.jsonl"),
     ]
-    assert cli_main([*base, "--beta", "0.1"]) == 0
+    assert cli_main([*base, "--beta", "0.1", "--lost-s", "1"]) == 0
     err = capsys.readouterr().err
     assert f"no detector (neither {heatmap.parent / 'detector.onnx'} nor models/detector.onnx found" in err
-    assert "single-hand mode" in err and "--beta ignored" in err
+    assert "single-hand mode" in err and "--lost-s, --beta ignored" in err
     predictor = load_predictor(heatmap, threads=1)
     cap = cv2.VideoCapture(str(scene.clip))
     for r in read_jsonl(tmp_path / "o.jsonl"):

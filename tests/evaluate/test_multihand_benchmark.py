@@ -147,6 +147,27 @@ def test_missed_false_hands_and_id_switches_on_a_handmade_sequence():
     assert f["by_hands"]["2"]["hands"] == 10 and f["by_hands"]["0"]["pck_5px"] is None
 
 
+def test_hands_are_grouped_by_their_size_in_the_frame():
+    """A hand under 30 px missed in one of two frames, a 120 and a 250 px one (at most) found 4 px off:
+    by_size holds only the groups with a hand, smallest first, each with its own figures."""
+    small, mid, big = square_hand(50, 50, 30), square_hand(200, 200, 120), square_hand(350, 100, 250)
+    truth = [[hand(0, small, 1.0), hand(1, mid, 1.0), hand(2, big, 1.0)] for _ in range(2)]
+    predicted = [
+        [tracked(0, small), tracked(1, mid + [4.0, 0]), tracked(2, big + [0, 4.0])],
+        [tracked(1, mid + [4.0, 0]), tracked(2, big + [0, 4.0])],  # the small hand missed
+    ]
+    f = score([handmade_clip(truth)], [ClipRun(predicted, [0.01, 0.01])])
+    by = f["by_size"]
+    assert list(by) == ["<40", "80-160", ">=160"]
+    assert (by["<40"]["hands"], by["<40"]["missed_hands"], by["<40"]["missed_rate"]) == (2, 1, 0.5)
+    assert by["<40"]["pck_1px"] == 0.5  # the missed frame's keypoints miss
+    assert by["<40"]["epe_median_px"] == pytest.approx(0, abs=1e-4)  # over the matched frame only
+    for group in ("80-160", ">=160"):
+        assert by[group]["missed_hands"] == 0 and (by[group]["pck_3px"], by[group]["pck_5px"]) == (0.0, 1.0)
+    assert sum(g["hands"] for g in by.values()) == f["overall"]["hands"] == 6
+    assert sum(g["missed_hands"] for g in by.values()) == f["overall"]["missed_hands"] == 1
+
+
 def standin_keypoint_model(state: dict) -> Predictor:
     """STAND-IN keypoint model (the module's docstring); ``state``: pipeline and clip."""
 

@@ -100,6 +100,27 @@ def test_label_box_run_is_a_row_of_its_own(tmp_path):
     assert not any("label boxes" in line for line in multihand_section(data_with(path)))
 
 
+def test_hands_by_size_are_a_table_of_both_runs(tmp_path):
+    path = tmp_path / "multihand.json"
+
+    def group(hands, missed, pck5):
+        return {"hands": hands, "missed_hands": missed, "missed_rate": missed / hands, "pck_5px": pck5}
+
+    by_size = {"<40": group(40, 20, 0.3), "40-80": group(200, 30, 0.6), ">=160": group(100, 0, 0.9)}
+    labels = {"overall": SYNTHETIC["overall"], "by_hands": {}, "by_size": {"<40": group(40, 10, 0.5)}}
+    path.write_text(json.dumps({**SYNTHETIC, "by_size": by_size, "label_boxes": labels}))
+    lines = multihand_section(data_with(path))
+    head = "| hand size px | hands | missed hands | PCK@5px | label boxes: missed hands | label boxes: PCK@5px |"
+    start = lines.index(head)
+    assert lines[start + 2 : start + 5] == [
+        "| <40 | 40 | 20 (50.0%) | 0.300 | 10 (25.0%) | 0.500 |",
+        "| 40-80 | 200 | 30 (15.0%) | 0.600 | – | – |",
+        "| >=160 | 100 | 0 (0.0%) | 0.900 | – | – |",
+    ]
+    path.write_text(json.dumps(SYNTHETIC))  # a file from before by_size: no such table
+    assert not any("hand size px" in line for line in multihand_section(data_with(path)))
+
+
 def test_missing_multihand_json_is_said(tmp_path):
     lines = multihand_section(data_with(tmp_path / "multihand.json"))
     assert lines == [f"No multihand run yet (`{(tmp_path / 'multihand.json').as_posix()}`)."]

@@ -97,7 +97,7 @@ def test_the_detector_runs_every_nth_frame_while_places_are_free():
     for i in range(12):
         step(i)
     assert detected == [True, False, False, True, False, False, True, False, False, False, True, False]
-    assert ids == [[]] * 6 + [[0], [0], [0], [], [1], [1]]  # a hand that comes back gets a new id
+    assert ids == [[]] * 6 + [[0], [0], [0], [], [0], [0]]  # back where it was lost: its id again (lost_s)
     assert detector.calls == 4
 
 

@@ -256,11 +256,12 @@ def test_two_hands_side_by_side_touching_are_two_hands():
 def test_a_crop_yielding_the_neighbour_frees_its_place_for_the_detector_at_once():
     """The classic failure: on frame 3 hand 1's crop returns hand 0's keypoints. The duplicate
     is dropped, hand 1 ends, and the detector runs on frame 4 although detect_every is 5; hand 1
-    comes back (a new id). A hand that merely leaves its crop waits for detect_every."""
+    comes back where it was lost and takes its id back (a new one with lost_s 0, MediaPipe's). A
+    hand that merely leaves its crop waits for detect_every."""
     a, b = hand(150, 300), hand(450, 280, turn=-0.3)
 
-    def frames(crop_of_b):
-        tracker, outputs, detected = HandTracker(max_hands=2, detect_every=5, smoothing=None), [], []
+    def frames(crop_of_b, lost_s=0.5):
+        tracker, outputs, detected = HandTracker(max_hands=2, detect_every=5, smoothing=None, lost_s=lost_s), [], []
         for i in range(8):
             boxes = None
             if tracker.wants_detection(i):
@@ -275,7 +276,35 @@ def test_a_crop_yielding_the_neighbour_frees_its_place_for_the_detector_at_once(
 
     hand_ids, detected = frames(lambda roi: Prediction(to_crop(roi, a), np.ones(21, np.float32), True, 1.0))
     assert detected == [0, 4]
-    assert hand_ids == [[0, 1]] * 3 + [[0]] + [[0, 2]] * 4
+    assert hand_ids == [[0, 1]] * 3 + [[0]] + [[0, 1]] * 4
     hand_ids, detected = frames(lambda roi: no_hand())
     assert detected == [0, 5]
+    assert hand_ids == [[0, 1]] * 3 + [[0]] * 2 + [[0, 1]] * 3
+    hand_ids, _ = frames(lambda roi: no_hand(), lost_s=0.0)
     assert hand_ids == [[0, 1]] * 3 + [[0]] * 2 + [[0, 2]] * 3
+
+
+def test_a_hand_missed_for_a_few_frames_takes_its_id_back_only_near_where_it_was_expected():
+    """Two hands; hand 1's crop shows no hand on frames 3-5 while it moves on at its speed. Found
+    again (frame 6) where it was expected: id 1 again, not hand 0's and not a new one. Missed for
+    longer than lost_s, or found far from where it was expected: a new id."""
+    a = hand(150, 300)
+
+    def hand_ids(missed, lost_s=0.5, jump=0.0):
+        tracker = HandTracker(max_hands=2, detect_every=1, smoothing=None, lost_s=lost_s)
+        out = []
+        for i in range(12):
+            b = hand(400 + 4 * i + (jump if i >= 3 + missed else 0), 280, turn=-0.3)
+            boxes = boxes_of([a, b]) if tracker.wants_detection(i) else None
+            rois = tracker.rois_to_run(i, boxes)
+            predictions = [model_on(roi, [a, b]) for roi in rois]
+            if 3 <= i < 3 + missed:
+                predictions = [p if r.cx < 300 else no_hand() for p, r in zip(predictions, rois)]
+            out.append(ids(tracker.update(predictions)))
+        return out
+
+    assert hand_ids(3) == [[0, 1]] * 3 + [[0]] * 3 + [[0, 1]] * 6
+    assert hand_ids(3, lost_s=0.05) == [[0, 1]] * 3 + [[0]] * 3 + [[0, 2]] * 6  # 0.1 s lost: too long
+    assert hand_ids(3, jump=200.0) == [[0, 1]] * 3 + [[0]] * 3 + [[0, 2]] * 6  # found far from where expected
+    with pytest.raises(ValueError, match="lost_s"):
+        HandTracker(lost_s=-1.0)

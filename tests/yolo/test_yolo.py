@@ -26,6 +26,7 @@ from handkp.runtime.decoders import YOLO_CONF_THRESHOLD, HeatmapDecoder, YoloPos
 from handkp.runtime.loader import onnx_decoder
 from handkp.runtime.predictor import Letterbox
 from handkp.yolo.dataset import bad_samples, read_image_lists, split_images, stage_view, write_dataset_yaml
+from handkp.yolo.export import export_onnx
 
 METRIC_KEYS = {
     "pck_1px",
@@ -79,6 +80,17 @@ def test_yolo_training_export_and_curves(pipeline_run):
     assert "val" not in live
     rows = (pipeline_run / "reports/train/yolo/plots/metrics/train/pose_loss.tsv").read_text().splitlines()
     assert rows[0] == "step\tpose_loss" and len(rows) == 1 + 1  # one row per epoch (FAST_PARAMS: 1 epoch)
+
+
+def test_exporting_the_same_weights_again_writes_the_same_bytes(pipeline_run, tmp_path):
+    """Ultralytics stamps the export time into the metadata; the export leaves it out, so a stage
+    that exports unchanged weights again keeps its file's hash (and every stage after it stays)."""
+    import onnx
+
+    again = export_onnx(pipeline_run / "models/yolo/best.pt", tmp_path / "again.onnx", 224)
+    assert again.read_bytes() == (pipeline_run / "models/yolo.onnx").read_bytes()
+    meta = {p.key for p in onnx.load(str(again), load_external_data=False).metadata_props}
+    assert {"task", "kpt_shape", "imgsz"} <= meta and "date" not in meta
 
 
 def test_yolo_metrics_in_range_and_recomputed_from_predictions(pipeline_run):

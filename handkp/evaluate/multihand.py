@@ -148,6 +148,9 @@ def size_group(size: float) -> str:
     return f">={SIZE_EDGES[-1]}"
 
 
+SIZE_GROUPS = tuple(size_group(low) for low in (0, *SIZE_EDGES))  # by_size's keys, smallest first
+
+
 def _frame_records(clips: list[Clip], runs: list[ClipRun]) -> list[dict]:
     """One record per frame: n_true, errors (source px of visible keypoints; inf for a missed
     hand's), matched_errors, missed, false, switches, seconds, and ``hands``: per true hand
@@ -232,9 +235,8 @@ def _size_figures(records: list[dict]) -> dict:
     for r in records:
         for size, errors, missed in r["hands"]:
             groups.setdefault(size_group(size), []).append((errors, missed))
-    order = [size_group(edge - 1) for edge in SIZE_EDGES] + [size_group(SIZE_EDGES[-1])]
     out = {}
-    for key in (k for k in order if k in groups):
+    for key in (k for k in SIZE_GROUPS if k in groups):
         hands = groups[key]
         errors = _joined(e for e, _ in hands)
         missed = sum(m for _, m in hands)

@@ -231,9 +231,10 @@ class HandTracker:
         self._lost = [t for t in self._lost if self._time - t.time <= self.lost_s]
         back = best_assignment(self._motion_costs(self._lost, new), self.max_jump)
         revived = [self._follow(self._lost[r], new[c]) for r, c in back]
-        started = [self._start(o) for c, o in enumerate(new) if c not in {c for _, c in back}]
-        ended = [t for r, t in enumerate(self._tracks) if r not in {r for r, _ in pairs}]
-        self._lost = ([t for r, t in enumerate(self._lost) if r not in {r for r, _ in back}] + ended)[-MAX_HANDS:]
+        back_rows, back_cols, kept_rows = {r for r, _ in back}, {c for _, c in back}, {r for r, _ in pairs}
+        started = [self._start(o) for c, o in enumerate(new) if c not in back_cols]
+        ended = [t for r, t in enumerate(self._tracks) if r not in kept_rows]
+        self._lost = ([t for r, t in enumerate(self._lost) if r not in back_rows] + ended)[-MAX_HANDS:]
         self._place_freed = len(seen) < len(observed) and len(kept) < len(self._tracks)
         self._tracks = sorted(kept + revived + started, key=lambda t: t.hand.id)
         return [t.hand for t in self._tracks]

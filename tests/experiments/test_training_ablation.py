@@ -63,6 +63,10 @@ def test_the_study_runs_warm_started_variants_and_scores_them_on_dev(pipeline_ru
         "variants": {"continued": {}, "crops": {"train.augment.crop": 1.0}},
     }
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    table_path = repo / "reports/ablation/training.json"
+    committed = {"crops_50": {"kept": "a row of an earlier session"}, "continued": {"replaced": True}}
+    table_path.parent.mkdir(parents=True, exist_ok=True)
+    table_path.write_text(json.dumps(committed))
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "study"], repo)
     done = subprocess.run(
@@ -74,8 +78,11 @@ def test_the_study_runs_warm_started_variants_and_scores_them_on_dev(pipeline_ru
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "starting from the weights of release/train_state.pt" in done.stdout
-    table = json.loads((repo / "reports/ablation/training.json").read_text())
-    assert set(table) == {"crops", "continued"}
+    table = json.loads(table_path.read_text())
+    # rows of variants not run again are kept (studies span sessions); a re-run variant's row is replaced
+    assert set(table) == {"crops", "continued", "crops_50"} and table["crops_50"] == committed["crops_50"]
+    assert "replaced" not in table["continued"]
+    del table["crops_50"]
     assert table["crops"]["sets"]["train.augment.crop"] == 1.0
     assert table["continued"]["sets"]["train.augment.crop"] == 0.0  # not inherited from the crops run
     for row in table.values():

@@ -6,6 +6,8 @@ python scripts/ablation.py light_bilinear_64 seed_256
 python scripts/ablation.py training continued crops_50
     training choices (params.yaml ablation.variants), continued from the release, dev metrics
     -> reports/ablation/training.json
+python scripts/ablation.py training --score-again crops_50
+    a finished variant's experiment scored again with today's dev scores, its training figures kept
 """
 
 import sys

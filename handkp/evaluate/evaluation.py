@@ -36,7 +36,10 @@ def image_reader(source: ImageCache | Mapping[str, np.ndarray] | str | Path) -> 
 
 
 def predict_images(
-    predictor: Predictor, images: list[str], source: ImageCache | str | Path, batch_size: int = 16
+    predictor: Predictor,
+    images: list[str],
+    source: ImageCache | Mapping[str, np.ndarray] | str | Path,
+    batch_size: int = 16,
 ) -> pl.DataFrame:
     """Predictions ``image, keypoint, x, y, score`` (px) for each image; an image where the
     model found no hand gets no rows."""
@@ -103,7 +106,10 @@ def rounded(metrics: dict, digits: int = 6) -> dict:
 
 
 def split_metrics(
-    predictor: Predictor, gt: pl.DataFrame, source: ImageCache | str | Path, batch_size: int = 16
+    predictor: Predictor,
+    gt: pl.DataFrame,
+    source: ImageCache | Mapping[str, np.ndarray] | str | Path,
+    batch_size: int = 16,
 ) -> dict:
     """The rounded metrics of ``predictor`` on the images of ``gt`` (one split's keypoint rows),
     nothing written."""

@@ -8,6 +8,7 @@ from the state copy the ``ablation.shared`` params put in git-ignored models/abl
 (`dvc exp run` checks out the locked, empty models/heatmap_checkpoint/ before it trains).
 
     python scripts/ablation.py training continued crops_50
+    python scripts/ablation.py training --score-again crops_50   # a score added since its row was written
 
 Every key that any variant sets is set in every run (to the committed params.yaml's value where the
 variant leaves it), so no variant inherits another's settings from the workspace that `dvc exp run`
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import yaml
 
@@ -30,11 +32,13 @@ from ..core.errors import HandkpError
 from ..core.io import write_json
 from ..core.paths import HEATMAP_CHECKPOINT, IMAGE_CACHE, PARAMS, PREPARED_TABLE, TRAINING_ABLATION
 from ..data.cache import ImageCache
+from ..data.dataset import split_arrays
 from ..evaluate.evaluation import split_metrics
 from ..evaluate.multihand import label_box_figures, split_clips
+from ..evaluate.robustness import perturbed_split
 from ..release.manifest import training_summary
 from ..runtime import load_predictor
-from .ablation import _git, exp_remove_command, exp_run_command, reattach_head
+from .ablation import _git, exp_apply_command, exp_remove_command, exp_run_command, reattach_head
 
 NAME_PREFIX = "train-"  # experiment ablation-train-<variant>
 
@@ -68,15 +72,22 @@ def variant_sets(cfg: dict, name: str, committed: dict) -> dict[str, Any]:
 
 def dev_scores(params: dict) -> dict[str, dict]:
     """The workspace's trained model (models/heatmap/best.pt, PyTorch on the CPU) on the dev
-    slice: single pass, with the refine pass, and in the multihand stage's clips made of dev hands
+    slice: single pass, with the refine pass, both again on the dev images turned 180° (the
+    robustness stage's ``rotation_180``), and in the multihand stage's clips made of dev hands
     with the labels' boxes in the detector's place (its ``multihand`` settings; overall figures)."""
-    gt = pl.read_parquet(PREPARED_TABLE).filter(pl.col("split") == "dev")
+    table = pl.read_parquet(PREPARED_TABLE)
+    gt = table.filter(pl.col("split") == "dev")
     cache, batch_size = ImageCache(IMAGE_CACHE), int(params["evaluate"]["batch_size"])
+    names, keypoints = split_arrays(table, "dev")
+    pixels = np.stack([cache.read(name) for name in names])
+    turned, turned_gt = perturbed_split("rotation_180", pixels, keypoints, names, int(params["seed"]))
     predictor = load_predictor(HEATMAP_CHECKPOINT, "torch", "cpu")
     clips = split_clips(params, "dev")
     return {
         "dev": split_metrics(predictor, gt, cache, batch_size),
         "dev_refine": split_metrics(predictor.refined(), gt, cache, batch_size),
+        "dev_rotation_180": split_metrics(predictor, turned_gt, turned, batch_size),
+        "dev_rotation_180_refine": split_metrics(predictor.refined(), turned_gt, turned, batch_size),
         "dev_multihand_label_boxes": label_box_figures(predictor, clips, params["multihand"])["overall"],
     }
 
@@ -116,27 +127,55 @@ def run_training_ablation(
     return rows
 
 
-def training_ablation_main(names: list[str], params: dict) -> int:
-    """``python scripts/ablation.py training VARIANT...``; prints one line per variant."""
+def score_again(names: list[str], params: dict, out_path: Path = TRAINING_ABLATION, cwd: Path = Path(".")) -> dict:
+    """Scores the finished experiment of each named variant again with today's ``dev_scores`` (a
+    score added after its row was written), keeping the row's training figures: `dvc exp apply`
+    puts the variant's weights in the workspace, as `dvc exp run` left them. Returns the rows."""
+    table = json.loads(out_path.read_text()) if out_path.is_file() else {}
+    unknown = [name for name in names if name not in table]
+    if unknown:
+        raise HandkpError(f"{out_path}: no row for {', '.join(unknown)} to score again (it has {', '.join(table)})")
+    branch = _git(["symbolic-ref", "-q", "HEAD"], cwd)
+    try:
+        for name in names:
+            print(f"== ablation (training): {name} scored again", flush=True)
+            subprocess.run(exp_apply_command(NAME_PREFIX + name), cwd=cwd, check=True)
+            table[name] = {
+                **table[name],
+                **dev_scores(params),
+                "scored_commit": _git(["rev-parse", "--short", "HEAD"], cwd),
+            }
+            write_json(out_path, table, sort_keys=True)
+    finally:
+        reattach_head(branch, cwd)
+    return {name: table[name] for name in names}
+
+
+def training_ablation_main(args: list[str], params: dict) -> int:
+    """``python scripts/ablation.py training [--score-again] VARIANT...``; prints one line per
+    variant."""
     cfg = params.get("ablation") or {}
+    again = args[:1] == ["--score-again"]
+    names = args[1:] if again else args
     if not names or not cfg.get("variants"):
         print(
-            "usage: python scripts/ablation.py training VARIANT...; variants in params.yaml ablation.variants: "
-            + ", ".join(cfg.get("variants") or {}),
+            "usage: python scripts/ablation.py training [--score-again] VARIANT...; "
+            "variants in params.yaml ablation.variants: " + ", ".join(cfg.get("variants") or {}),
             file=sys.stderr,
         )
         return 2
     try:
-        rows = run_training_ablation(names, params)
+        rows = score_again(names, params) if again else run_training_ablation(names, params)
     except HandkpError as err:
         print(f"ablation: {err}", file=sys.stderr)
         return 1
     for name, row in rows.items():
-        d, r = row["dev"], row["dev_refine"]
+        d, r, t = row["dev"], row["dev_refine"], row["dev_rotation_180"]
         print(
             f"{name:28s} {row['train_hours']} h, dev PCK@1/3/5/10 "
-            + " ".join(f"{d[f'pck_{t}px']:.3f}" for t in (1, 3, 5, 10))
+            + " ".join(f"{d[f'pck_{k}px']:.3f}" for k in (1, 3, 5, 10))
             + ", refine "
-            + " ".join(f"{r[f'pck_{t}px']:.3f}" for t in (1, 3, 5, 10))
+            + " ".join(f"{r[f'pck_{k}px']:.3f}" for k in (1, 3, 5, 10))
+            + f", turned 180 PCK@5 {t['pck_5px']:.3f}"
         )
     return 0

@@ -1,6 +1,6 @@
 """The README's "Training choices" section, from reports/ablation/training.json (`python
 scripts/ablation.py training ...`, issue 32): each variant continued from the released weights for
-the same images, its dev figures single pass and with the refine pass, in the multihand clips made of
+the same images, its dev figures single pass and with the refine pass, upside down, in the multihand clips made of
 dev hands with the labels' boxes (what the tracker and the model lose), and its training hours."""
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ def training_ablation_section(data: ReportData) -> list[str]:
     varied = _changed(rows)
     head = ["variant", "sets", "train h"]
     head += [f"dev PCK@{t}px" for t in ABLATION_PCK] + [f"refine PCK@{t}px" for t in ABLATION_PCK]
-    head += ["multihand PCK@5px", "hands missed"]
+    head += ["turned 180° PCK@5px", "turned 180° refine PCK@5px", "multihand PCK@5px", "hands missed"]
     lines = [
         "Each variant continued from the released weights for the same number of images (params.yaml "
         "`ablation.shared`), scored on the dev slice of train only: single pass, and with the refine pass "
-        "(the whole image, then the hand's upright crop from those keypoints); *multihand*: the multihand "
+        "(the whole image, then the hand's upright crop from those keypoints); *turned 180°*: the dev images "
+        "upside down (the robustness stage's `rotation_180`); *multihand*: the multihand "
         "stage's clips made of dev hands, the labels' boxes in the detector's place (the tracker's crops).",
         "",
         "| " + " | ".join(head) + " |",
@@ -48,6 +49,7 @@ def training_ablation_section(data: ReportData) -> list[str]:
         cells = [f"`{name}`", own, MISSING if hours is None else f"{hours:.2f}"]
         cells += [fmt_pck(num(row.get("dev"), f"pck_{t}px")) for t in ABLATION_PCK]
         cells += [fmt_pck(num(row.get("dev_refine"), f"pck_{t}px")) for t in ABLATION_PCK]
+        cells += [fmt_pck(num(row.get(key), "pck_5px")) for key in ("dev_rotation_180", "dev_rotation_180_refine")]
         multihand = row.get("dev_multihand_label_boxes") or {}
         missed = num(multihand, "missed_rate")
         cells += [fmt_pck(num(multihand, "pck_5px")), MISSING if missed is None else f"{missed:.1%}"]

@@ -47,6 +47,11 @@ def test_unknown_variants_and_keys_are_refused_by_name():
         variant_sets(bad, "typo", COMMITTED)
 
 
+def python_in(repo, *args: str) -> subprocess.CompletedProcess:
+    """``python ARGS...`` run in the study's repository copy, its output captured."""
+    return subprocess.run([sys.executable, *args], cwd=repo, env=SESSION_ENV, capture_output=True, text=True)
+
+
 def test_the_study_runs_warm_started_variants_and_scores_them_on_dev(pipeline_run, tmp_path):
     """Two variants on the fixture's pipeline copy, each warm-started from release/train_state.pt
     (the real released run: the fixture's model section is the release's) for one short epoch."""
@@ -69,13 +74,7 @@ def test_the_study_runs_warm_started_variants_and_scores_them_on_dev(pipeline_ru
     table_path.write_text(json.dumps(committed))
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "study"], repo)
-    done = subprocess.run(
-        [sys.executable, "scripts/ablation.py", "training", "crops", "continued"],
-        cwd=repo,
-        env=SESSION_ENV,
-        capture_output=True,
-        text=True,
-    )
+    done = python_in(repo, "scripts/ablation.py", "training", "crops", "continued")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "starting from the weights of release/train_state.pt" in done.stdout
     table = json.loads(table_path.read_text())
@@ -86,7 +85,8 @@ def test_the_study_runs_warm_started_variants_and_scores_them_on_dev(pipeline_ru
     assert table["crops"]["sets"]["train.augment.crop"] == 1.0
     assert table["continued"]["sets"]["train.augment.crop"] == 0.0  # not inherited from the crops run
     for row in table.values():
-        assert row["dev"]["n_images"] == row["dev_refine"]["n_images"] > 0
+        assert row["dev"]["n_images"] == row["dev_refine"]["n_images"] == row["dev_rotation_180"]["n_images"] > 0
+        assert row["dev_rotation_180_refine"]["n_images"] == row["dev"]["n_images"]
         multihand = row["dev_multihand_label_boxes"]  # the clips of dev hands, label boxes for the detector
         assert multihand["hands"] > 0 and 0 <= multihand["missed_rate"] <= 1
         # the released weights, barely moved: far above what the fixture's 2 epochs from random weights reach
@@ -95,19 +95,20 @@ def test_the_study_runs_warm_started_variants_and_scores_them_on_dev(pipeline_ru
         assert row["epochs"] == 1 and row["train_hours"] is not None and row["images_per_s_median"] > 0
     fixture = json.loads((repo / "reports/metrics/heatmap.json").read_text())
     assert fixture["pck_10px"] < 0.5
-    shown = subprocess.run(
-        [sys.executable, "-m", "dvc", "exp", "show", "--json"],
-        cwd=repo,
-        env=SESSION_ENV,
-        capture_output=True,
-        text=True,
-    ).stdout
+    shown = python_in(repo, "-m", "dvc", "exp", "show", "--json").stdout
     assert "ablation-train-crops" in shown and "ablation-train-continued" in shown
-    bad = subprocess.run(
-        [sys.executable, "scripts/ablation.py", "training", "nope"],
-        cwd=repo,
-        env=SESSION_ENV,
-        capture_output=True,
-        text=True,
-    )
+    # scored again from its experiment (the workspace holds continued's weights, the last run): the same figures
+    again = python_in(repo, "scripts/ablation.py", "training", "--score-again", "crops")
+    assert again.returncode == 0, again.stderr[-3000:]
+    rescored = json.loads(table_path.read_text())
+    assert rescored["crops"]["scored_commit"] and rescored["crops"]["train_hours"] == table["crops"]["train_hours"]
+    for key in ("dev", "dev_refine", "dev_rotation_180", "dev_multihand_label_boxes"):
+        timed = {"fps"}  # the multihand figures' frame rate is a timing
+        assert {k: v for k, v in rescored["crops"][key].items() if k not in timed} == {
+            k: v for k, v in table["crops"][key].items() if k not in timed
+        }
+    assert rescored["continued"] == table["continued"] and rescored["crops_50"] == committed["crops_50"]
+    bad = python_in(repo, "scripts/ablation.py", "training", "--score-again", "crops_25")
+    assert bad.returncode == 1 and "no row for crops_25" in bad.stderr
+    bad = python_in(repo, "scripts/ablation.py", "training", "nope")
     assert bad.returncode == 1 and "no 'nope'" in bad.stderr

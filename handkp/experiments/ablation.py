@@ -35,11 +35,6 @@ def exp_remove_command(name: str) -> list[str]:
     return [sys.executable, "-m", "dvc", "exp", "remove", f"{EXP_PREFIX}{name}"]
 
 
-def exp_apply_command(name: str) -> list[str]:
-    """`dvc exp apply` of one variant's experiment: its params, lock and outputs into the workspace."""
-    return [sys.executable, "-m", "dvc", "exp", "apply", f"{EXP_PREFIX}{name}"]
-
-
 def _experiments(node: Any) -> Iterator[dict]:
     """Every experiment record (a dict with ``name`` and ``data``) in `dvc exp show --json`."""
     if isinstance(node, dict):

@@ -19,10 +19,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import dvc.api
 import numpy as np
 import polars as pl
 import yaml
@@ -38,7 +40,7 @@ from ..evaluate.multihand import label_box_figures, split_clips
 from ..evaluate.robustness import perturbed_split
 from ..release.manifest import training_summary
 from ..runtime import load_predictor
-from .ablation import _git, exp_apply_command, exp_remove_command, exp_run_command, reattach_head
+from .ablation import EXP_PREFIX, _git, exp_remove_command, exp_run_command, reattach_head
 
 NAME_PREFIX = "train-"  # experiment ablation-train-<variant>
 
@@ -70,9 +72,9 @@ def variant_sets(cfg: dict, name: str, committed: dict) -> dict[str, Any]:
     return {**{key: dotted(committed, key) for key in varied}, **shared, **(variants[name] or {})}
 
 
-def dev_scores(params: dict) -> dict[str, dict]:
-    """The workspace's trained model (models/heatmap/best.pt, PyTorch on the CPU) on the dev
-    slice: single pass, with the refine pass, both again on the dev images turned 180° (the
+def dev_scores(params: dict, weights: Path = HEATMAP_CHECKPOINT) -> dict[str, dict]:
+    """A trained model (the workspace's models/heatmap/best.pt unless given, PyTorch on the CPU)
+    on the dev slice: single pass, with the refine pass, both again on the dev images turned 180° (the
     robustness stage's ``rotation_180``), and in the multihand stage's clips made of dev hands
     with the labels' boxes in the detector's place (its ``multihand`` settings; overall figures)."""
     table = pl.read_parquet(PREPARED_TABLE)
@@ -81,7 +83,7 @@ def dev_scores(params: dict) -> dict[str, dict]:
     names, keypoints = split_arrays(table, "dev")
     pixels = np.stack([cache.read(name) for name in names])
     turned, turned_gt = perturbed_split("rotation_180", pixels, keypoints, names, int(params["seed"]))
-    predictor = load_predictor(HEATMAP_CHECKPOINT, "torch", "cpu")
+    predictor = load_predictor(weights, "torch", "cpu")
     clips = split_clips(params, "dev")
     return {
         "dev": split_metrics(predictor, gt, cache, batch_size),
@@ -127,27 +129,35 @@ def run_training_ablation(
     return rows
 
 
+def experiment_commit(name: str, cwd: Path) -> str:
+    """The commit of the newest experiment called ``name`` (on any baseline); HandkpError if none."""
+    refs = _git(["for-each-ref", "--sort=-committerdate", "--format=%(objectname) %(refname)", "refs/exps"], cwd)
+    for line in (refs or "").splitlines():
+        commit, ref = line.split(" ", 1)
+        if ref.rsplit("/", 1)[-1] == name:
+            return commit
+    raise HandkpError(f"no experiment {name!r} in this repository (`dvc exp list --all-commits` lists them)")
+
+
 def score_again(names: list[str], params: dict, out_path: Path = TRAINING_ABLATION, cwd: Path = Path(".")) -> dict:
     """Scores the finished experiment of each named variant again with today's ``dev_scores`` (a
-    score added after its row was written), keeping the row's training figures: `dvc exp apply`
-    puts the variant's weights in the workspace, as `dvc exp run` left them. Returns the rows."""
+    score added after its row was written), keeping the row's training figures. The weights are
+    read from the experiment's commit through DVC's cache; the workspace is left as it is. Returns
+    the rows."""
     table = json.loads(out_path.read_text()) if out_path.is_file() else {}
     unknown = [name for name in names if name not in table]
     if unknown:
         raise HandkpError(f"{out_path}: no row for {', '.join(unknown)} to score again (it has {', '.join(table)})")
-    branch = _git(["symbolic-ref", "-q", "HEAD"], cwd)
-    try:
-        for name in names:
-            print(f"== ablation (training): {name} scored again", flush=True)
-            subprocess.run(exp_apply_command(NAME_PREFIX + name), cwd=cwd, check=True)
-            table[name] = {
-                **table[name],
-                **dev_scores(params),
-                "scored_commit": _git(["rev-parse", "--short", "HEAD"], cwd),
-            }
-            write_json(out_path, table, sort_keys=True)
-    finally:
-        reattach_head(branch, cwd)
+    commits = {name: experiment_commit(EXP_PREFIX + NAME_PREFIX + name, cwd) for name in names}
+    for name, commit in commits.items():
+        print(f"== ablation (training): {name} scored again (experiment {commit[:7]})", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            weights = Path(tmp) / HEATMAP_CHECKPOINT.name
+            with dvc.api.open(HEATMAP_CHECKPOINT.as_posix(), repo=str(cwd), rev=commit, mode="rb") as src:
+                weights.write_bytes(src.read())
+            scores = dev_scores(params, weights)
+        table[name] = {**table[name], **scores, "scored_commit": _git(["rev-parse", "--short", "HEAD"], cwd)}
+        write_json(out_path, table, sort_keys=True)
     return {name: table[name] for name in names}
 
 

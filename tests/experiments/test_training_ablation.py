@@ -97,9 +97,12 @@ def test_the_study_runs_warm_started_variants_and_scores_them_on_dev(pipeline_ru
     assert fixture["pck_10px"] < 0.5
     shown = python_in(repo, "-m", "dvc", "exp", "show", "--json").stdout
     assert "ablation-train-crops" in shown and "ablation-train-continued" in shown
-    # scored again from its experiment (the workspace holds continued's weights, the last run): the same figures
+    # scored again from its experiment's weights in DVC's cache (the workspace holds continued's, the last run's,
+    # and keeps them): the same figures
+    workspace = (repo / "models/heatmap/best.pt").read_bytes()
     again = python_in(repo, "scripts/ablation.py", "training", "--score-again", "crops")
     assert again.returncode == 0, again.stderr[-3000:]
+    assert (repo / "models/heatmap/best.pt").read_bytes() == workspace
     rescored = json.loads(table_path.read_text())
     assert rescored["crops"]["scored_commit"] and rescored["crops"]["train_hours"] == table["crops"]["train_hours"]
     for key in ("dev", "dev_refine", "dev_rotation_180", "dev_multihand_label_boxes"):
@@ -110,5 +113,7 @@ def test_the_study_runs_warm_started_variants_and_scores_them_on_dev(pipeline_ru
     assert rescored["continued"] == table["continued"] and rescored["crops_50"] == committed["crops_50"]
     bad = python_in(repo, "scripts/ablation.py", "training", "--score-again", "crops_25")
     assert bad.returncode == 1 and "no row for crops_25" in bad.stderr
+    bad = python_in(repo, "scripts/ablation.py", "training", "--score-again", "crops_50")  # a row, no experiment
+    assert bad.returncode == 1 and "no experiment 'ablation-train-crops_50'" in bad.stderr
     bad = python_in(repo, "scripts/ablation.py", "training", "nope")
     assert bad.returncode == 1 and "no 'nope'" in bad.stderr

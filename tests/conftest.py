@@ -42,6 +42,9 @@ FAST_PARAMS = {
         "num_workers": 0,
         "bn_recalibration_batches": 2,
         "state_copy": None,
+        "flat_epochs": 0,
+        "final_epochs": 1,  # the last epoch with train.final_augment: both augmentations run
+        "warm_start": None,  # the committed one is the release's state, which the tiny pipeline does not start from
     },
     "evaluate": {"batch_size": 16, "yolo_conf_threshold": 0.0},
     "yolo": {"epochs": 1, "batch": 8, "workers": 0, "device": "cpu"},

@@ -64,6 +64,7 @@ def test_the_study_runs_warm_started_variants_and_scores_them_on_dev(pipeline_ru
             "train.epochs": 1,
             "train.epoch_images": 16,
             "train.lr": 0.0001,
+            "train.augment.crop": 0.0,  # pinned as params.yaml's study pins what its rows ran with
         },
         "variants": {"continued": {}, "crops": {"train.augment.crop": 1.0}},
     }

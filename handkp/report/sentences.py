@@ -146,11 +146,17 @@ def describe_setup(data: ReportData) -> list[str]:
         train_flat = _flatten(data.params.get("train"))
         init = _initialisation(model_flat.get("pretrained"), "model.pretrained")
         sched, _ = _schedule("train", train_flat)
+        warm, schedule = train_flat.get("warm_start"), "schedule"
+        if warm:  # a second run: the schedule is this run's, the initialisation the first run's
+            init, schedule = (
+                f"continued from the weights of `{warm}` (`train.warm_start`), a run {init}",
+                "this run's schedule",
+            )
         shape = _key_values(model_flat, {"pretrained"})
         dev = _pick(train_flat, ("device",))
         dev_text = f"; trained on `{_yaml_value(dev[1])}`" if dev else ""
         shape_text = f"`model`: {shape}" if shape else "model shape not in `params.yaml`"
-        lines.append(f"Heatmap model: {shape_text}; {init}; schedule {sched}{dev_text}.")
+        lines.append(f"Heatmap model: {shape_text}; {init}; {schedule} {sched}{dev_text}.")
 
     # YOLO baseline.
     if "yolo" in data.models:

@@ -195,6 +195,11 @@ def test_block_states_what_the_numbers_are(full_run):
         ({"model": {"pretrained": "none"}}, "trained from scratch, random initialisation (`model.pretrained: none`)"),
         ({"model": {"pretrained": True}}, "pretrained weights (`model.pretrained: true`)"),
         ({"model": {"pretrained": "imagenet"}}, "initialised from `imagenet` (`model.pretrained`)"),
+        (
+            {"model": {"pretrained": "none"}, "train": {"warm_start": "release/first_run_state.pt"}},
+            "continued from the weights of `release/first_run_state.pt` (`train.warm_start`), a run trained from "
+            "scratch, random initialisation (`model.pretrained: none`); this run's schedule ",
+        ),
         ({"yolo": {"pretrained": "none"}}, "trained from scratch, random initialisation (`yolo.pretrained: none`)"),
         (
             {"yolo": {"pretrained": "download", "model": "yolo11n-pose"}},

@@ -1,5 +1,5 @@
-"""benchmark: Batch-1 latency of both models on deploy.target -> reports/benchmark/latency.json,
-reports/metrics/latency.json (the headline figures)."""
+"""benchmark: Batch-1 latency of both models on deploy.target (the heatmap model also with the refine
+pass) -> reports/benchmark/latency.json, reports/metrics/latency.json (the headline figures)."""
 
 from handkp.core.config import run_stage
 from handkp.evaluate.latency import run_benchmark

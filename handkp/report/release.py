@@ -6,7 +6,7 @@ hours, images/s, hardware, commit), the detector's box and pose mAP on val."""
 from __future__ import annotations
 
 from .data import ReportData
-from .format import MISSING, fmt_count, fmt_pck, num, posix
+from .format import MISSING, fmt_count, fmt_ms, fmt_pck, num, posix
 
 RELEASE_PCK = (1, 3, 5, 7, 10)
 SHA_SHOWN = 12  # leading hex digits of a sha256 in the table (the manifest has all 64)
@@ -75,6 +75,19 @@ def _detector_map_line(val_map: dict) -> str:
     )
 
 
+def _refine_latency(latency: dict | None) -> str:
+    """The refine pass's end-to-end p50 against one pass's, as the benchmark stage measured them
+    ("" where it did not)."""
+    one, two = (
+        num((latency or {}).get("heatmap"), "e2e_p50_ms"),
+        num((latency or {}).get("heatmap_refine"), "e2e_p50_ms"),
+    )
+    if one is None or two is None:
+        return ""
+    where = f"`{latency.get('target', MISSING)}` on `{latency.get('device', MISSING)}`"
+    return f", end-to-end p50 {fmt_ms(two)} ms against {fmt_ms(one)} ms for one pass ({where}, the benchmark stage)"
+
+
 def release_section(data: ReportData) -> list[str]:
     """The table of the released files (a line saying nothing is released yet where the manifest is missing)."""
     m = data.release
@@ -117,7 +130,7 @@ def release_section(data: ReportData) -> list[str]:
         lines.append(
             "- The refine pass runs the model on the whole image, then again on the hand's crop placed from "
             "those keypoints and turned upright (MediaPipe's landmarks-to-ROI), as the live app does on still "
-            "images with `--refine`: two network passes."
+            f"images with `--refine`: two network passes{_refine_latency(data.latency)}."
         )
     if detector and detector.get("training"):
         lines.append(f"- {_detector_training_line(detector['training'])}")

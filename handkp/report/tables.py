@@ -62,16 +62,23 @@ def measured_on(data: ReportData, m: ModelData) -> str:
     return f"`{target}` on `{device}`"
 
 
+LATENCY_PARTS = (("model", "model-only"), ("e2e", "end-to-end"))
+
+
 def latency_table(data: ReportData, models: Sequence[ModelData]) -> list[str]:
     head = ["model", "measured on", "part", "p50 (ms)", "p90 (ms)", "p99 (ms)", "FPS"]
     lines = ["| " + " | ".join(head) + " |", "|---|---|---|---:|---:|---:|---:|"]
     for m in models:
         if m.latency is None:
             continue
-        for part, label in (("model", "model-only"), ("e2e", "end-to-end")):
-            cells = [TABLE_NAMES.get(m.name, m.name), measured_on(data, m), label]
-            cells += [fmt_ms(num(m.latency, f"{part}_p{q}_ms")) for q in (50, 90, 99)]
-            cells.append(fmt_fps(num(m.latency, f"{part}_fps")))
+        rows = [(TABLE_NAMES.get(m.name, m.name), m.latency, part, label) for part, label in LATENCY_PARTS]
+        refine = (data.latency or {}).get(f"{m.name}_refine")
+        if isinstance(refine, dict):  # the same file with the refine pass: two network passes a frame
+            rows.append((f"{TABLE_NAMES.get(m.name, m.name)}, refine pass (2 passes)", refine, *LATENCY_PARTS[1]))
+        for name, stats, part, label in rows:
+            cells = [name, measured_on(data, m), label]
+            cells += [fmt_ms(num(stats, f"{part}_p{q}_ms")) for q in (50, 90, 99)]
+            cells.append(fmt_fps(num(stats, f"{part}_fps")))
             lines.append("| " + " | ".join(cells) + " |")
     return lines
 

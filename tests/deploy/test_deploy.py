@@ -37,9 +37,10 @@ from handkp.evaluate.latency import (
     cpu_model_name,
     device_description,
     latency_from_trtexec,
+    measure_end_to_end,
     measure_latency,
 )
-from handkp.runtime import load_predictor
+from handkp.runtime import Predictor, load_predictor
 from handkp.runtime.decoders import YoloPoseDecoder
 from handkp.runtime.model_file import decoder_to_metadata
 from handkp.runtime.tensorrt import (
@@ -142,11 +143,14 @@ def test_onnxruntime_target_engine_evaluation_and_benchmark_stages(tmp_path, tin
     assert (latency["target"], latency["threads"]) == ("onnxruntime", 1)
     assert latency["device"] == cpu_model_name()
     assert set(LATENCY_KEYS) <= set(latency["heatmap"]) and latency["heatmap"]["iterations"] == 10
+    refine = latency["heatmap_refine"]  # the same artefact with the refine pass: end-to-end only
+    assert refine["iterations"] == 10 and not any(k.startswith("model_") for k in refine)
     assert "yolo" not in latency and any("yolo" in n for n in latency["notes"])
     headline = json.loads((sandbox / "reports/metrics/latency.json").read_text())  # no YOLO: no ratio
     assert headline == {
         "target": "onnxruntime",
         "heatmap_p50_ms": pytest.approx(latency["heatmap"]["e2e_p50_ms"], abs=1e-3),
+        "heatmap_refine_p50_ms": pytest.approx(refine["e2e_p50_ms"], abs=1e-3),
     }
 
 
@@ -336,6 +340,24 @@ def test_measure_latency_keys_and_sanity(heatmap_onnx, val_images):
         measure_latency(p, val_images[:1], 0, 0)
 
 
+def test_the_refine_pass_is_timed_end_to_end_with_both_network_passes(heatmap_onnx, val_images):
+    p = load_predictor(heatmap_onnx, threads=1)
+    passes = []
+
+    def counted(x):
+        passes.append(len(x))
+        return p.run(x)
+
+    refined = Predictor(p.decoder, p.backend, counted, p.input_size).refined()
+    stats = measure_end_to_end(refined, val_images[:3], warmup=1, iterations=5)
+    assert set(stats) == {k for k in LATENCY_KEYS if k.startswith("e2e_")} | {"iterations", "warmup"}
+    assert 0 < stats["e2e_p50_ms"] <= stats["e2e_p90_ms"] <= stats["e2e_p99_ms"]
+    # every call: the whole image, then the hand's crop (a pass on one crop) where the first pass placed one
+    assert len(passes) == 2 * (1 + 5) and passes == [1] * len(passes)
+    with pytest.raises(ValueError, match="at least one image"):
+        measure_end_to_end(refined, [], 1, 1)
+
+
 def test_latency_from_trtexec_summaries():
     assert latency_from_trtexec(parse_trtexec_log(LOG_10_9.read_text())) == {
         "model_p50_ms": 1.43823,
@@ -457,7 +479,7 @@ def test_pipeline_latency_for_both_models(pipeline_run):
     # the headline file `dvc metrics show` lists: each model's end-to-end p50 and their ratio
     headline = json.loads((pipeline_run / "reports/metrics/latency.json").read_text())
     assert (
-        set(headline) == {"target", "heatmap_p50_ms", "yolo_p50_ms", "heatmap_vs_yolo"}
+        set(headline) == {"target", "heatmap_p50_ms", "heatmap_refine_p50_ms", "yolo_p50_ms", "heatmap_vs_yolo"}
         and headline["target"] == "onnxruntime"
     )
     for model in ("heatmap", "yolo"):

@@ -302,6 +302,23 @@ def test_ties_at_displayed_precision(tmp_path, image_cache):
     assert "more accurate" not in block and "is faster" not in block
 
 
+def test_the_refine_pass_has_its_own_end_to_end_row(tmp_path, image_cache):
+    d = tmp_path / "refined"
+    shutil.copytree(FIX / "metrics", d)
+    lat = json.loads((d / "latency.json").read_text())
+    lat["heatmap_refine"] = {"e2e_p50_ms": 6.5012, "e2e_p90_ms": 7.1, "e2e_p99_ms": 8.25, "e2e_fps": 150.04}
+    (d / "latency.json").write_text(json.dumps(lat))
+    block = run_report(make_paths(tmp_path, image_cache, d), figures=False).markdown
+    on = "`onnxruntime` on `Intel Xeon (CPU, 2 threads)`"
+    rows = [line for line in block.splitlines() if line.startswith("| heatmap")]
+    refine = f"| heatmap, refine pass (2 passes) | {on} | end-to-end | 6.50 | 7.10 | 8.25 | 150.0 |"
+    assert (
+        refine in rows
+        and rows.index(refine) == rows.index(f"| heatmap | {on} | end-to-end | 3.12 | 3.40 | 4.02 | 312.4 |") + 1
+    )
+    assert "refine pass (2 passes) | " + on + " | model-only" not in block  # model-only is one pass: the row above
+
+
 def test_missing_yolo_is_left_out_not_a_crash(tmp_path, image_cache):
     """YOLO not trained yet: only the heatmap model's files exist."""
     tree = tmp_path / "reports"

@@ -105,3 +105,29 @@ def test_without_a_manifest_the_section_says_nothing_is_released(tmp_path):
         f"Nothing released yet (`{(tmp_path / 'release' / 'manifest.json').as_posix()}`): the release stage "
         "writes it when the release training run has ended."
     ]
+
+
+def test_the_refine_row_states_its_latency_where_the_benchmark_measured_it(tmp_path):
+    path = tmp_path / "release" / "manifest.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({**MANIFEST, "val_refine": val(0.15, 0.83, 0)}))
+    latency = tmp_path / "latency.json"
+    latency.write_text(
+        json.dumps(
+            {
+                "target": "onnxruntime",
+                "device": "AMD EPYC",
+                "heatmap": {"model_p50_ms": 2.9, "e2e_p50_ms": 3.456},
+                "heatmap_refine": {"e2e_p50_ms": 7.123},
+            }
+        )
+    )
+    lines = release_section(data_with_only(tmp_path, release=path, latency=latency))
+    assert any("| keypoint model, refine pass (`--refine`: 2 passes) |" in line for line in lines)
+    refine = next(line for line in lines if line.startswith("- The refine pass"))
+    assert refine.endswith(
+        "two network passes, end-to-end p50 7.12 ms against 3.46 ms for one pass "
+        "(`onnxruntime` on `AMD EPYC`, the benchmark stage)."
+    )
+    unmeasured = release_section(data_with(path))  # no benchmark yet: no figure
+    assert next(line for line in unmeasured if line.startswith("- The refine pass")).endswith("two network passes.")

@@ -78,10 +78,8 @@ def _detector_map_line(val_map: dict) -> str:
 def _refine_latency(latency: dict | None) -> str:
     """The refine pass's end-to-end p50 against one pass's, as the benchmark stage measured them
     ("" where it did not)."""
-    one, two = (
-        num((latency or {}).get("heatmap"), "e2e_p50_ms"),
-        num((latency or {}).get("heatmap_refine"), "e2e_p50_ms"),
-    )
+    latency = latency or {}
+    one, two = num(latency.get("heatmap"), "e2e_p50_ms"), num(latency.get("heatmap_refine"), "e2e_p50_ms")
     if one is None or two is None:
         return ""
     where = f"`{latency.get('target', MISSING)}` on `{latency.get('device', MISSING)}`"

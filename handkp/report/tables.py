@@ -71,10 +71,11 @@ def latency_table(data: ReportData, models: Sequence[ModelData]) -> list[str]:
     for m in models:
         if m.latency is None:
             continue
-        rows = [(TABLE_NAMES.get(m.name, m.name), m.latency, part, label) for part, label in LATENCY_PARTS]
+        shown = TABLE_NAMES.get(m.name, m.name)
+        rows = [(shown, m.latency, part, label) for part, label in LATENCY_PARTS]
         refine = (data.latency or {}).get(f"{m.name}_refine")
         if isinstance(refine, dict):  # the same file with the refine pass: two network passes a frame
-            rows.append((f"{TABLE_NAMES.get(m.name, m.name)}, refine pass (2 passes)", refine, *LATENCY_PARTS[1]))
+            rows.append((f"{shown}, refine pass (2 passes)", refine, *LATENCY_PARTS[1]))
         for name, stats, part, label in rows:
             cells = [name, measured_on(data, m), label]
             cells += [fmt_ms(num(stats, f"{part}_p{q}_ms")) for q in (50, 90, 99)]

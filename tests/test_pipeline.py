@@ -74,6 +74,7 @@ def test_second_repro_does_nothing_and_status_is_clean(pipeline_run):
     assert set(files["reports/metrics/latency.json"]["data"]) == {
         "target",
         "heatmap_p50_ms",
+        "heatmap_refine_p50_ms",
         "yolo_p50_ms",
         "heatmap_vs_yolo",
     }

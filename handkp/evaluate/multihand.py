@@ -14,7 +14,10 @@ apart, and with the detector at each size of ``detector.sweep``, square and shap
 takes up to ``multihand.max_hands`` (3) hands, so in a frame with two it runs the detector on
 every frame for a third; each sweep input also runs the clips of two hands with the live app's
 default, up to two hands (``HandTracker``'s ``max_hands``), where the detector rests while both
-are tracked: what a user with two hands in view gets.
+are tracked: what a user with two hands in view gets. Last, the tracker's presence threshold is
+weighed on clips of the dev hands (``presence_sweep``: hands missed against false hands and ID
+switches at each of ``multihand.presence_sweep``, with ``LabelBoxes`` and with the detector; what
+``multihand.presence_threshold`` is chosen from, on hands the val figures never see).
 
 Per frame the predicted hands are matched to the true ones (``match_frame``: at most one each,
 the most pairs, then the smallest mean keypoint distance in the true hand's sizes; a pair needs
@@ -61,6 +64,7 @@ from ..yolo.export import chosen_input, sweep_inputs
 PCK_THRESHOLDS = (1, 3, 5, 10)
 MATCH_DISTANCE = 0.5  # mean keypoint distance, in the true hand's sizes (its visible keypoints' box, longer side)
 MATCH_IOU = 0.3
+PRESENCE_SWEEP_FIGURES = ("missed_rate", "false_hands", "id_switches", "pck_5px", "hand_free_false_positive_frames")
 SIZE_EDGES = (40, 80, 160)  # frame px: by_size's groups <40, 40-80, 80-160, >=160 (a 640x480 frame)
 FPS_CLIP = 30.0  # the clips' timestamps: frame i at i / 30 s
 
@@ -70,6 +74,7 @@ __all__ = [
     "label_box_figures",
     "match_frame",
     "pipeline_factory",
+    "presence_sweep",
     "run_clips",
     "run_multihand",
     "score",
@@ -295,6 +300,35 @@ def sweep_row(input_size, figures: dict, app_default: dict) -> dict:
     }
 
 
+def presence_thresholds(cfg: dict) -> list[float]:
+    """The ``multihand`` section's ``presence_sweep`` (none: []), each checked to be in [0, 1]."""
+    thresholds = [float(t) for t in cfg.get("presence_sweep") or []]
+    if not all(0.0 <= t <= 1.0 for t in thresholds):
+        raise HandkpError(f"params.yaml multihand.presence_sweep: thresholds must be in [0, 1], got {thresholds}")
+    return thresholds
+
+
+def presence_sweep(predictor, detector: Detector, clips: list[Clip], cfg: dict, thresholds: list[float]) -> list[dict]:
+    """The tracker's presence threshold weighed on ``clips``: one line per threshold with the
+    ``PRESENCE_SWEEP_FIGURES`` of the clips run with ``LabelBoxes`` (``label_boxes``) and with
+    ``detector`` (``detector``), the tracker otherwise as ``cfg`` (the ``multihand`` section) sets
+    it. A lower threshold keeps the hands the model sees faintly (far, blurred) and follows what
+    is no longer a hand for longer."""
+    rows = []
+    for threshold in thresholds:
+        make = pipeline_factory(predictor, {**cfg, "presence_threshold": threshold})
+        runs = {
+            "label_boxes": run_clips(lambda clip, make=make: make(LabelBoxes(clip)), clips),
+            "detector": run_clips(lambda clip, make=make: make(detector), clips),
+        }
+        row: dict = {"presence_threshold": threshold}
+        for name, clip_runs in runs.items():
+            overall = score(clips, clip_runs)["overall"]
+            row[name] = rounded_figures({key: overall[key] for key in PRESENCE_SWEEP_FIGURES})
+        rows.append(row)
+    return rows
+
+
 def _detector_files(params: dict) -> dict:
     """Each input of ``sweep_inputs`` (a side, or (height, width)) -> its export (detector_export);
     HandkpError naming a missing one."""
@@ -357,10 +391,12 @@ def run_multihand(params: dict) -> dict:
     model and the hand detector (``models/detector.onnx``, ``detector.imgsz``; ONNX Runtime,
     ``runtime.threads``), smoothing off, then with ``LabelBoxes`` for the detector, then with the
     detector at each ``detector.sweep`` size, and the clips of two hands again at each size with the
-    live app's default ``max_hands`` -> reports/metrics/multihand.json (the detector run's figures
-    at the top, the label-box run's under ``label_boxes``, one line per size under
-    ``detector_sweep``)."""
+    live app's default ``max_hands``, then the dev hands' clips at each ``multihand.presence_sweep``
+    threshold -> reports/metrics/multihand.json (the detector run's figures at the top, the
+    label-box run's under ``label_boxes``, one line per size under ``detector_sweep``, one per
+    threshold under ``presence_sweep``)."""
     cfg, seed = params["multihand"], int(params["seed"])
+    thresholds = presence_thresholds(cfg)
     threads, conf = int(params["runtime"]["threads"]), float(params["evaluate"]["yolo_conf_threshold"])
     frame_size = (int(cfg["frame_size"][0]), int(cfg["frame_size"][1]))
     settings = {
@@ -411,12 +447,16 @@ def run_multihand(params: dict) -> dict:
         app_runs = run_clips(lambda clip, d=sized_run: app_pipeline(d), two_hand_clips)
         sweep.append(sweep_row(shape, figures, rounded_score(score(two_hand_clips, app_runs))))
         print(f"multihand, detector at {input_label(shape)} px: {sweep[-1]}")
+    by_presence = presence_sweep(predictor, detector, split_clips(params, "dev"), cfg, thresholds)
+    for row in by_presence:
+        print(f"multihand, dev clips, presence threshold {row['presence_threshold']}: {row}")
     result = {
         "settings": {**settings, "label_box_scale": DETECTOR_BOX_SCALE},
         "files": {"heatmap": sha256_file(HEATMAP_ONNX), "detector": sha256_file(DETECTOR_ONNX)},
         **with_yolo,
         "label_boxes": with_labels,
         "detector_sweep": sweep,
+        "presence_sweep": by_presence,
     }
     runs = ((f"detector at {input_label(chosen)} px", with_yolo["overall"]), ("label boxes", with_labels["overall"]))
     for name, o in runs:

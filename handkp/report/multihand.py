@@ -1,7 +1,8 @@
 """The README's "Several hands in larger frames" section, from reports/metrics/multihand.json
 (the multihand stage): the figures overall and per number of true hands in the frame, with the
 YOLO detector, and overall with the labels' boxes in the detector's place; then the detector's
-input sizes weighed (missed hands against FPS)."""
+input sizes weighed (missed hands against FPS) and the tracker's presence threshold weighed on the
+dev hands' clips (missed hands against false hands and ID switches)."""
 
 from __future__ import annotations
 
@@ -83,7 +84,8 @@ def multihand_section(data: ReportData) -> list[str]:
         )
     in_use = (s.get("detector_imgsz"), s.get("detector_input"))
     sizes = _size_lines(mh.get("by_size") or {}, (mh.get("label_boxes") or {}).get("by_size") or {})
-    return lines + sizes + _sweep_lines(mh.get("detector_sweep") or [], in_use, s)
+    presence = _presence_lines(mh.get("presence_sweep") or [], s.get("presence_threshold"))
+    return lines + sizes + _sweep_lines(mh.get("detector_sweep") or [], in_use, s) + presence
 
 
 def _size_lines(detector: dict, labels: dict) -> list[str]:
@@ -151,5 +153,39 @@ def _sweep_lines(sweep: list[dict], in_use: tuple, settings: dict) -> list[str]:
             _rate(num(row, "missed_rate_2_hands_app_default")),
             fmt_fps(num(row, "fps_2_hands_app_default")),
         ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _presence_lines(sweep: list[dict], in_use: float | None) -> list[str]:
+    """The tracker's presence thresholds on the dev hands' clips, with the label boxes and with the
+    detector: missed hands, false hands, ID switches, PCK@5 (files from before the sweep: nothing);
+    ``in_use``: the stage's threshold, in bold."""
+    if not sweep:
+        return []
+    runs = ("label boxes", "detector")
+    head = ["presence threshold"]
+    for run in runs:
+        head += [f"{run}: missed hands", "false hands", "ID switches", "PCK@5px"]
+    lines = [
+        "",
+        "The tracker's presence threshold (a crop's hand counts when the model's presence reaches it) on clips "
+        "made the same way from the **dev** hands, which the figures above never see; **bold**: the threshold "
+        "in use (`multihand.presence_threshold`, chosen from this table). Lower keeps the far and blurred hands "
+        "the model sees faintly, and follows what is not a hand longer.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---:"] * len(head)) + "|",
+    ]
+    for row in sweep:
+        threshold = f"{row['presence_threshold']:g}"
+        cells = [f"**{threshold}**" if row["presence_threshold"] == in_use else threshold]
+        for f in (row.get(run.replace(" ", "_")) or {} for run in runs):
+            cells += [
+                _rate(num(f, "missed_rate")),
+                fmt_count(num(f, "false_hands")),
+                fmt_count(num(f, "id_switches")),
+                fmt_pck(num(f, "pck_5px")),
+            ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines

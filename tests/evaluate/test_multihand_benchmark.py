@@ -5,7 +5,8 @@ predictions, and a run through MultiHandPipeline with the labels' boxes for the 
 
 - ``standin_keypoint_model``: a perfect keypoint model that, instead of looking at the crop's
   pixels, reads where the pipeline cut each crop (``pipeline.rois``) and returns the true
-  keypoints of the hand whose palm lies in it, in crop px (presence 1), or no hand (presence 0.05).
+  keypoints of the hand whose palm lies in it, in crop px (presence 1, or as the test sets it), or
+  no hand (presence 0.05).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import pytest
 from standin_models import PresenceDecoder
 
 from handkp.bench.clips import Clip, FrameHand, make_clips
+from handkp.core.errors import HandkpError
 from handkp.core.keypoints import IMAGE_SIZE, NUM_KEYPOINTS
 from handkp.core.roi import DETECTOR_BOX_SCALE, PALM_KEYPOINTS, to_crop
-from handkp.evaluate.multihand import ClipRun, LabelBoxes, run_clips, score
+from handkp.evaluate import multihand
+from handkp.evaluate.multihand import ClipRun, LabelBoxes, presence_sweep, presence_thresholds, run_clips, score
 from handkp.runtime import Predictor
 from handkp.track import HandTracker, MultiHandPipeline, TrackedHand
 
@@ -168,8 +171,9 @@ def test_hands_are_grouped_by_their_size_in_the_frame():
     assert sum(g["missed_hands"] for g in by.values()) == f["overall"]["missed_hands"] == 1
 
 
-def standin_keypoint_model(state: dict) -> Predictor:
-    """STAND-IN keypoint model (the module's docstring); ``state``: pipeline and clip."""
+def standin_keypoint_model(state: dict, presence: float = 1.0) -> Predictor:
+    """STAND-IN keypoint model (the module's docstring); ``state``: pipeline and clip; ``presence``:
+    a true hand's."""
 
     def backend(x: np.ndarray) -> np.ndarray:
         pipeline, clip = state["pipeline"], state["clip"]
@@ -185,7 +189,7 @@ def standin_keypoint_model(state: dict) -> Predictor:
                 if ((palm >= 0) & (palm < IMAGE_SIZE)).all() and (best is None or d < best[0]):
                     best = (d, in_crop)
             if best is not None:
-                out[n, 0], out[n, 1:] = 1.0, best[1].reshape(-1)
+                out[n, 0], out[n, 1:] = presence, best[1].reshape(-1)
         return out
 
     return Predictor(PresenceDecoder(), "stand-in", backend, IMAGE_SIZE)
@@ -231,3 +235,38 @@ def test_label_boxes_follow_the_frame_run_clips_is_on():
             b = hand.box()
             assert np.allclose((box[:2] + box[2:]) / 2, (b[:2] + b[2:]) / 2, atol=1e-3)
             assert np.allclose(box[2:] - box[:2], (b[2:] - b[:2]) * DETECTOR_BOX_SCALE, atol=1e-3)
+
+
+def test_presence_sweep_keeps_a_faint_hand_below_its_presence_and_drops_it_above(monkeypatch):
+    """Hands the model sees faintly (presence 0.4): every one kept at threshold 0.3, every one
+    missed at 0.5, with the label boxes and with a detector (here the label boxes again), each
+    threshold on a fresh tracker; thresholds outside [0, 1] are refused."""
+    pixels, keypoints, names = synthetic_sources()
+    clip = make_clips(pixels, keypoints, names, 5, 3, 24, (640, 480), max_hands=2)[2]  # two hands
+    state = {"clip": clip}
+    real_factory = multihand.pipeline_factory
+
+    def recording_factory(predictor, cfg):  # the stand-in reads the crops of the pipeline that runs
+        make = real_factory(predictor, cfg)
+
+        def recorded(detector):
+            state["pipeline"] = make(detector)
+            return state["pipeline"]
+
+        return recorded
+
+    monkeypatch.setattr(multihand, "pipeline_factory", recording_factory)
+    cfg = {"max_hands": 2, "detect_every": 1, "presence_threshold": 0.9, "upright": True, "presence_sweep": [0.3, 0.5]}
+    rows = presence_sweep(
+        standin_keypoint_model(state, presence=0.4), LabelBoxes(clip), [clip], cfg, presence_thresholds(cfg)
+    )
+    assert [row["presence_threshold"] for row in rows] == [0.3, 0.5]
+    for row in rows:
+        assert row["label_boxes"] == row["detector"]
+        assert set(row["label_boxes"]) == set(multihand.PRESENCE_SWEEP_FIGURES)
+    kept, dropped = rows[0]["label_boxes"], rows[1]["label_boxes"]
+    assert (kept["missed_rate"], kept["false_hands"], kept["id_switches"], kept["pck_5px"]) == (0.0, 0, 0, 1.0)
+    assert (dropped["missed_rate"], dropped["false_hands"], dropped["pck_5px"]) == (1.0, 0, 0.0)
+    with pytest.raises(HandkpError, match=r"multihand.presence_sweep.*\[0, 1\]"):
+        presence_thresholds({"presence_sweep": [0.3, 1.5]})
+    assert presence_thresholds({}) == []

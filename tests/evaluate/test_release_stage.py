@@ -12,6 +12,7 @@ import sys
 
 import polars as pl
 import pytest
+import yaml
 from conftest import SESSION_ENV
 
 from handkp.core.io import sha256_file
@@ -81,7 +82,8 @@ def test_release_ships_both_files_its_manifest_describes(pipeline_run):
 def test_multihand_weighs_the_detector_sizes_and_runs_the_chosen_one(pipeline_run):
     """One line per detector.sweep size (the fixture's 160 and 224 px), square and shaped for
     detector.frame_size (640×480: 160×128, 224×192); the line of detector.imgsz at the frames'
-    shape (224×192) is the stage's own detector run, the file released as the detector."""
+    shape (224×192) is the stage's own detector run, the file released as the detector; one line per
+    multihand.presence_sweep threshold on the dev hands' clips."""
     multihand = read(pipeline_run / "reports/metrics/multihand.json")
     sweep = {tuple(row["input"]): row for row in multihand["detector_sweep"]}
     assert list(sweep) == [(160, 160), (128, 160), (224, 224), (192, 224)]
@@ -97,6 +99,12 @@ def test_multihand_weighs_the_detector_sizes_and_runs_the_chosen_one(pipeline_ru
     has_two = "2" in multihand["by_hands"]
     assert all((row["fps_2_hands_app_default"] is not None) == has_two for row in sweep.values())
     assert multihand["files"]["detector"] == sha256_file(pipeline_run / "release" / "detector.onnx")
+    # the presence threshold weighed on the dev hands' clips: one line per multihand.presence_sweep threshold
+    thresholds = yaml.safe_load((pipeline_run / "params.yaml").read_text())["multihand"]["presence_sweep"]
+    by_presence = multihand["presence_sweep"]
+    assert [row["presence_threshold"] for row in by_presence] == thresholds and len(thresholds) > 1
+    assert all(set(row) == {"presence_threshold", "label_boxes", "detector"} for row in by_presence)
+    assert all(0.0 <= row[run]["missed_rate"] <= 1.0 for row in by_presence for run in ("label_boxes", "detector"))
     # Ultralytics' exports, each file at the input its name says
     sized = pipeline_run / "models" / "detector_sizes"
     names = {"yolo_160.onnx": 160, "yolo_160x128.onnx": (128, 160)}

@@ -151,3 +151,23 @@ def test_detector_sizes_are_a_table_with_the_size_in_use_in_bold(tmp_path):
     assert lines[-2].startswith("| 416 px | 30.0% |") and lines[-1].startswith("| **416×320 px** | 31.0% |")
     path.write_text(json.dumps(SYNTHETIC))  # a file from before the sweep: no such table
     assert not any("detector input" in line for line in multihand_section(data_with(path)))
+
+
+def test_presence_thresholds_are_a_table_of_both_runs_with_the_one_in_use_in_bold(tmp_path):
+    path = tmp_path / "multihand.json"
+
+    def run(missed, false, switches, pck5):
+        return {"missed_rate": missed, "false_hands": false, "id_switches": switches, "pck_5px": pck5}
+
+    sweep = [
+        {"presence_threshold": 0.1, "label_boxes": run(0.2, 6, 11, 0.48), "detector": run(0.335, 51, 26, 0.401)},
+        {"presence_threshold": 0.3, "label_boxes": run(0.332, 0, 3, 0.471), "detector": run(0.4176, 18, 0, 0.375)},
+    ]
+    path.write_text(json.dumps({**SYNTHETIC, "presence_sweep": sweep}))
+    lines = multihand_section(data_with(path))
+    assert lines[-1] == "| **0.3** | 33.2% | 0 | 3 | 0.471 | 41.8% | 18 | 0 | 0.375 |"
+    assert lines[-2] == "| 0.1 | 20.0% | 6 | 11 | 0.480 | 33.5% | 51 | 26 | 0.401 |"
+    assert lines[-3].startswith("|---:|") and "label boxes: missed hands" in lines[-4]
+    assert "**dev** hands" in lines[-6]
+    path.write_text(json.dumps(SYNTHETIC))  # a file from before the sweep: no such table
+    assert not any("presence threshold (a crop's" in line for line in multihand_section(data_with(path)))

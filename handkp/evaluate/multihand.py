@@ -418,7 +418,7 @@ def run_multihand(params: dict) -> dict:
         # the tracker's duplicate rule (MediaPipe's) and how long a lost hand's id comes back: HandTracker's defaults
         **{
             key: getattr(HandTracker(), key)
-            for key in ("duplicate_fraction", "duplicate_distance", "duplicate_iou", "lost_s")
+            for key in ("duplicate_fraction", "duplicate_distance", "duplicate_iou", "new_hand_iou", "lost_s")
         },
     }
     imgsz, chosen, sized = int(params["detector"]["imgsz"]), chosen_input(params["detector"]), _detector_files(params)

@@ -29,8 +29,13 @@ The caller owns the models; per frame it runs:
   coincide and their keypoint boxes overlap: at least ``duplicate_fraction`` of the 21 keypoints
   lie within ``duplicate_distance`` palm sizes (the larger palm of the two) of the other's same
   keypoint, and the boxes' IoU is at least ``duplicate_iou``. Two hands side by side, touching,
-  are two (their keypoints do not coincide). The more present one stays (on a tie: the tracked
-  hand's, whose crops come first). When a duplicate is dropped and a tracked hand is left
+  are two (their keypoints do not coincide). A new hand's observation (from a detector box's crop)
+  is also one with a tracked hand's when their keypoint boxes overlap by IoU >= ``new_hand_iou``,
+  whatever the keypoints: MediaPipe drops a detection that overlaps a tracked hand's box, and this
+  applies the rule to what the crop showed (a loose box of the tracked hand, read turned or
+  mirrored, or a neighbour's crop reading the tracked hand); two tracked hands that cross are
+  never merged this way. The more present one stays (on a tie: the tracked hand's, whose crops
+  come first). When a duplicate is dropped and a tracked hand is left
   without an observation (the classic failure: its crop returned the neighbour's keypoints), its
   place is free and the detector runs again on the next frame, whatever ``detect_every`` says.
 - **Assignment** (motion-consistent, so crossing hands keep their ids even where a crop shows the
@@ -101,6 +106,7 @@ class _Observation:
     presence: float
     centre: np.ndarray  # (2,) the palm keypoints' mean, px
     palm: float  # palm_size, px
+    new: bool  # from a detector box's crop (not a tracked hand's)
 
 
 @dataclass
@@ -136,7 +142,10 @@ class HandTracker:
     ``duplicate_distance`` (palm sizes), ``duplicate_fraction`` and ``duplicate_iou``: when two
     observations are one hand (MediaPipe's hand deduplication: within 0.2 × the larger hand's
     palm, 10 of the 21 keypoints, IoU above 0.2; the default fraction here, half, asks for 11);
-    ``lost_s``: how long an ended track's id can be taken back (s)."""
+    ``new_hand_iou``: a new hand's keypoint box overlapping a tracked hand's this much is that hand
+    (the default 0.3: on the multihand stage's clips of dev hands it halved the detector run's false
+    hands at presence threshold 0.3, and more at 0.2, with no hand more missed; 1.0: it merges
+    only identical boxes); ``lost_s``: how long an ended track's id can be taken back (s)."""
 
     def __init__(
         self,
@@ -148,6 +157,7 @@ class HandTracker:
         duplicate_distance: float = 0.2,
         duplicate_fraction: float = 0.5,
         duplicate_iou: float = 0.2,
+        new_hand_iou: float = 0.3,
         smoothing: OneEuroSettings | None = DEFAULT_SMOOTHING,
         crop_size: int = IMAGE_SIZE,
         fps: float = 30.0,
@@ -158,15 +168,22 @@ class HandTracker:
             raise ValueError(f"max_hands must be 1 … {MAX_HANDS}, got {max_hands}")
         if detect_every < 1 or fps <= 0 or not lost_s >= 0:
             raise ValueError(f"detect_every must be >= 1, fps > 0 and lost_s >= 0, got {detect_every}, {fps}, {lost_s}")
-        if not (duplicate_distance >= 0 and 0 < duplicate_fraction <= 1 and 0 <= duplicate_iou <= 1):
+        duplicates = (duplicate_distance, duplicate_fraction, duplicate_iou, new_hand_iou)
+        if not (
+            duplicate_distance >= 0
+            and 0 < duplicate_fraction <= 1
+            and 0 <= duplicate_iou <= 1
+            and 0 < new_hand_iou <= 1
+        ):
             raise ValueError(
-                f"expected duplicate_distance >= 0, duplicate_fraction in (0, 1] and duplicate_iou in [0, 1], "
-                f"got {duplicate_distance}, {duplicate_fraction}, {duplicate_iou}"
+                "expected duplicate_distance >= 0, duplicate_fraction in (0, 1], duplicate_iou in [0, 1] and "
+                f"new_hand_iou in (0, 1], got {', '.join(map(str, duplicates))}"
             )
         self.max_hands, self.detect_every = max_hands, detect_every
         self.presence_threshold, self.iou_threshold = presence_threshold, iou_threshold
         self.max_jump, self.duplicate_distance = max_jump, duplicate_distance
         self.duplicate_fraction, self.duplicate_iou = duplicate_fraction, duplicate_iou
+        self.new_hand_iou = new_hand_iou
         self.smoothing, self.crop_size, self.fps, self.upright = smoothing, crop_size, fps, upright
         self.lost_s = lost_s
         self.reset()
@@ -222,7 +239,10 @@ class HandTracker:
         rois, self._pending = self._pending, None
         if len(predictions) != len(rois):
             raise TrackerError(f"{len(predictions)} predictions for {len(rois)} ROIs")
-        observed = [o for roi, p in zip(rois, predictions) if (o := self._observe(roi, p)) is not None]
+        tracked = len(self._tracks)  # the first ROIs are the tracked hands', the rest detector boxes'
+        observed = [
+            o for k, (roi, p) in enumerate(zip(rois, predictions)) if (o := self._observe(roi, p, k >= tracked))
+        ]
         seen = self._distinct(observed)
         pairs = best_assignment(self._motion_costs(self._tracks, seen), self.max_jump)
         kept = [self._follow(self._tracks[r], seen[c]) for r, c in sorted(pairs)]
@@ -239,16 +259,15 @@ class HandTracker:
         self._tracks = sorted(kept + revived + started, key=lambda t: t.hand.id)
         return [t.hand for t in self._tracks]
 
-    def _observe(self, roi: Roi, prediction: Prediction) -> _Observation | None:
+    def _observe(self, roi: Roi, prediction: Prediction, new: bool) -> _Observation | None:
         if not (prediction.found and prediction.presence >= self.presence_threshold):
             return None
         keypoints = to_frame(roi, prediction.keypoints, self.crop_size)
         if not np.isfinite(keypoints).all() or (palm := palm_size(keypoints)) <= 1.0:
             return None
         centre = keypoints[list(PALM_KEYPOINTS)].mean(0)
-        return _Observation(
-            keypoints, np.asarray(prediction.scores, dtype=np.float32), float(prediction.presence), centre, palm
-        )
+        scores = np.asarray(prediction.scores, dtype=np.float32)
+        return _Observation(keypoints, scores, float(prediction.presence), centre, palm, new)
 
     def _distinct(self, seen: list[_Observation]) -> list[_Observation]:
         """The observations less their duplicates (the same hand seen in two crops: ``_same_hand``)."""
@@ -261,12 +280,13 @@ class HandTracker:
     def _same_hand(self, a: _Observation, b: _Observation) -> bool:
         """MediaPipe's duplicate rule (the module's docstring): enough keypoints within
         ``duplicate_distance`` × the larger palm of their counterparts, and keypoint boxes that
-        overlap by IoU >= ``duplicate_iou``."""
+        overlap by IoU >= ``duplicate_iou``; or a new hand and a tracked one whose keypoint boxes
+        overlap by IoU >= ``new_hand_iou``."""
+        overlap = box_iou(keypoint_box(a.keypoints), keypoint_box(b.keypoints))
+        if a.new != b.new and overlap >= self.new_hand_iou:
+            return True
         near = np.linalg.norm(a.keypoints - b.keypoints, axis=1) <= self.duplicate_distance * max(a.palm, b.palm)
-        return bool(
-            near.mean() >= self.duplicate_fraction
-            and box_iou(keypoint_box(a.keypoints), keypoint_box(b.keypoints)) >= self.duplicate_iou
-        )
+        return bool(near.mean() >= self.duplicate_fraction and overlap >= self.duplicate_iou)
 
     def _motion_costs(self, tracks: list[_Track], seen: list[_Observation]) -> np.ndarray:
         """(tracks, observations): palm-centre distance from where each track is expected now, in

@@ -224,6 +224,33 @@ def test_two_crops_of_the_same_hand_are_one_hand_even_where_some_fingers_differ(
         assert hands[0].presence == max(presences)
 
 
+def test_a_new_hands_crop_that_reads_a_tracked_hand_turned_is_that_hand():
+    """A loose detector box beside a tracked hand (too little overlap to be taken for it) whose crop
+    reads that hand turned 180°: no keypoint coincides, but the keypoint boxes overlap, so the new
+    hand is the tracked one (new_hand_iou) and no second hand starts; with the rule off (1.0: only
+    identical boxes) it would. Two tracked hands are never merged this way
+    (test_crossing_hands_keep_their_ids)."""
+    a = hand(300, 300)
+    turned = 2 * a.mean(0) - a  # turned 180° about its keypoints' mean
+    assert 0.3 <= box_iou(keypoint_box(a), keypoint_box(turned)) < 1.0
+    box = boxes_of([a])[0]
+    for new_hand_iou, expected in ((0.3, [0]), (1.0, [0, 1])):
+        tracker = HandTracker(max_hands=2, detect_every=1, smoothing=None, new_hand_iou=new_hand_iou)
+        assert ids(seen_once(tracker, [box], [a], [0.9])) == [0]
+        rois = tracker.rois_to_run(1, np.array([side_box(box, 0.6)]))
+        assert len(rois) == 2  # the tracked hand's crop, then the loose box's
+        hands = tracker.update(
+            [
+                Prediction(to_crop(roi, kp), np.full(21, 0.9, np.float32), True, 0.9)
+                for roi, kp in zip(rois, [a, turned])
+            ]
+        )
+        assert ids(hands) == expected, new_hand_iou
+        np.testing.assert_allclose(hands[0].keypoints, a, atol=1e-3)
+    with pytest.raises(ValueError, match=r"new_hand_iou in \(0, 1\]"):
+        HandTracker(new_hand_iou=0.0)
+
+
 def test_coinciding_keypoints_with_boxes_apart_are_two_hands():
     """11 of 21 keypoints coincide (the palm, ring and pinky fingers) but the thumb's, index and
     middle fingers' lie far away, so the keypoint boxes hardly overlap: two hands by MediaPipe's

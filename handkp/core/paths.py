@@ -49,6 +49,7 @@ HEADLINE_LATENCY = METRICS / "latency.json"  # benchmark: the few that `dvc metr
 OPENVINO_INT8_DIR = Path("models/openvino_int8")  # openvino_int8: heatmap.xml, yolo.xml (+ .bin, sidecars)
 ROBUSTNESS = METRICS / "robustness.json"  # robustness: both models under each camera condition
 MULTIHAND = METRICS / "multihand.json"  # multihand: detector + tracker + heatmap model on several hands
+PREVIOUS_RELEASE = METRICS / "previous_release.json"  # previous_release: the model shipped before, scored today
 SPEED = REPORTS / "speed" / "speed.json"  # speed: every model on every CPU runtime/precision
 VARIANTS_CSV = REPORTS / "speed" / "variants.csv"  # speed: the same, a line per row
 ACCURACY_TABLE = REPORTS / "ablation" / "accuracy.json"  # scripts/ablation.py: the head variants' accuracy

@@ -118,6 +118,20 @@ def split_metrics(
     return rounded(metrics)
 
 
+# The ways the live app can run the heatmap model on a still image: key -> load_predictor options.
+VAL_PASSES = {"val": {}, "val_flip_test": {"flip_test": True}, "val_refine": {"refine": True}}
+
+
+def val_passes(onnx: Path, gt: pl.DataFrame, cache: ImageCache, threads: int, batch_size: int) -> dict[str, dict]:
+    """A heatmap ONNX file's rounded metrics on the images of ``gt`` through ONNX Runtime, once per
+    ``VAL_PASSES`` entry: ``val`` (one pass), ``val_flip_test`` (each image and its mirror image),
+    ``val_refine`` (the whole image, then the hand's upright crop placed from those keypoints)."""
+    return {
+        key: split_metrics(load_predictor(onnx, "onnxruntime", "cpu", threads, **options), gt, cache, batch_size)
+        for key, options in VAL_PASSES.items()
+    }
+
+
 def _evaluate_on_val(predictor: Predictor, name: str, batch_size: int) -> dict:
     table = pl.read_parquet(PREPARED_TABLE)
     metrics = evaluate_model(predictor, table, ImageCache(IMAGE_CACHE), "val", name, REPORTS, batch_size)

@@ -379,6 +379,12 @@ def pipeline_factory(predictor, cfg: dict) -> Callable[[Detector], MultiHandPipe
     return make
 
 
+def detector_figures(predictor, detector: Detector, clips: list[Clip], cfg: dict) -> dict:
+    """The clips through ``detector``, the tracker and ``predictor``: the rounded ``score``."""
+    make = pipeline_factory(predictor, cfg)
+    return rounded_score(score(clips, run_clips(lambda clip: make(detector), clips)))
+
+
 def label_box_figures(predictor, clips: list[Clip], cfg: dict) -> dict:
     """The clips through the tracker and ``predictor`` with ``LabelBoxes`` in the detector's place:
     the rounded ``score`` (what the tracker and the keypoint model lose, the detector aside)."""
@@ -431,9 +437,8 @@ def run_multihand(params: dict) -> dict:
             f"detector.frame_size ({input_label(chosen)}); run dvc repro detector_export"
         )
     settings.update(detector_imgsz=imgsz, detector_input=list(input_hw(chosen)), app_default_max_hands=app_max_hands)
-    pipeline = pipeline_factory(predictor, cfg)
     clips = split_clips(params, "val")
-    with_yolo = rounded_score(score(clips, run_clips(lambda clip: pipeline(detector), clips)))
+    with_yolo = detector_figures(predictor, detector, clips, cfg)
     with_labels = label_box_figures(predictor, clips, cfg)
     two_hand_clips = [clip for clip in clips if max(map(len, clip.truth), default=0) == 2]
     app_pipeline = pipeline_factory(predictor, {**cfg, "max_hands": app_max_hands})
@@ -443,7 +448,7 @@ def run_multihand(params: dict) -> dict:
             sized_run, figures = detector, with_yolo  # the same file as models/detector.onnx
         else:
             sized_run = YoloHandDetector(path, conf_threshold=conf, threads=threads)
-            figures = rounded_score(score(clips, run_clips(lambda clip, d=sized_run: pipeline(d), clips)))
+            figures = detector_figures(predictor, sized_run, clips, cfg)
         app_runs = run_clips(lambda clip, d=sized_run: app_pipeline(d), two_hand_clips)
         sweep.append(sweep_row(shape, figures, rounded_score(score(two_hand_clips, app_runs))))
         print(f"multihand, detector at {input_label(shape)} px: {sweep[-1]}")

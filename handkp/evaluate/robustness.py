@@ -109,18 +109,24 @@ def robustness_table(
     return out
 
 
-def run_robustness(params: dict) -> dict:
-    """The robustness stage: ``robustness.images`` val images (a seeded pick) under every
-    condition, through the shipped ONNX files -> reports/metrics/robustness.json."""
-    cfg, seed = params["robustness"], int(params["seed"])
+def robustness_sample(params: dict) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The stage's val images: ``robustness.images`` of them, a pick seeded by ``seed`` (names,
+    (N, H, W, 3) uint8 pixels, (N, 21, 3) keypoints); CacheError when the image cache and the
+    keypoint table disagree."""
     names_all, pixels_all = ImageCache(IMAGE_CACHE).split("val")
     table_names, keypoints_all = split_arrays(pl.read_parquet(PREPARED_TABLE), "val")
     if table_names != names_all:
         raise CacheError(f"{IMAGE_CACHE}: the val cache does not match {PREPARED_TABLE}; run dvc repro prepare")
-    pick = np.sort(
-        np.random.default_rng(seed).choice(len(names_all), size=min(int(cfg["images"]), len(names_all)), replace=False)
-    )
-    names, pixels, keypoints = [names_all[i] for i in pick], pixels_all[pick], keypoints_all[pick]
+    size = min(int(params["robustness"]["images"]), len(names_all))
+    pick = np.sort(np.random.default_rng(int(params["seed"])).choice(len(names_all), size=size, replace=False))
+    return [names_all[i] for i in pick], pixels_all[pick], keypoints_all[pick]
+
+
+def run_robustness(params: dict) -> dict:
+    """The robustness stage: ``robustness_sample``'s val images under every condition, through the
+    shipped ONNX files -> reports/metrics/robustness.json."""
+    cfg, seed = params["robustness"], int(params["seed"])
+    names, pixels, keypoints = robustness_sample(params)
     threads, conf = int(params["runtime"]["threads"]), float(params["evaluate"]["yolo_conf_threshold"])
     predictors = {"heatmap": load_predictor(HEATMAP_ONNX, "onnxruntime", "cpu", threads)}
     thresholds = {

@@ -34,7 +34,7 @@ from ..core.paths import (
     YOLO_MAP,
 )
 from ..data.cache import ImageCache
-from ..evaluate.evaluation import split_metrics
+from ..evaluate.evaluation import split_metrics, val_passes
 from ..runtime import load_predictor
 from ..yolo.run_state import read_record
 
@@ -146,13 +146,8 @@ def run_release(params: dict) -> dict:
     table = pl.read_parquet(PREPARED_TABLE)
     gt, cache = table.filter(pl.col("split") == "val"), ImageCache(IMAGE_CACHE)
     sha = _released(HEATMAP_ONNX, RELEASE_ONNX)
-    metrics = split_metrics(load_predictor(RELEASE_ONNX, "onnxruntime", "cpu", threads), gt, cache, batch_size)
-    flip_tested = split_metrics(
-        load_predictor(RELEASE_ONNX, "onnxruntime", "cpu", threads, flip_test=True), gt, cache, batch_size
-    )
-    refined = split_metrics(
-        load_predictor(RELEASE_ONNX, "onnxruntime", "cpu", threads, refine=True), gt, cache, batch_size
-    )
+    passes = val_passes(RELEASE_ONNX, gt, cache, threads, batch_size)
+    metrics, flip_tested, refined = passes["val"], passes["val_flip_test"], passes["val_refine"]
     detector_sha = _released(DETECTOR_ONNX, RELEASE_DETECTOR)
     detector = load_predictor(RELEASE_DETECTOR, "onnxruntime", "cpu", threads, conf_threshold=conf)
     detector_input = input_hw(detector.input_size)  # (height, width): detector.frame_size's aspect
@@ -194,6 +189,8 @@ def run_release(params: dict) -> dict:
         else {
             "settings": multihand["settings"],
             "overall": multihand["overall"],
+            # the same clips with the labels' boxes in the detector's place
+            "label_boxes": multihand.get("label_boxes", {}).get("overall"),
             "detector_sweep": multihand.get("detector_sweep"),
         },
         "commit": _git_commit(),

@@ -24,6 +24,7 @@ from handkp.core.paths import (
     MULTIHAND,
     PARAMS,
     PREPARED_TABLE,
+    PREVIOUS_RELEASE,
     README,
     RELEASE_MANIFEST,
     REPORTS,
@@ -62,6 +63,7 @@ class ReportPaths:
     robustness: Path = ROBUSTNESS
     multihand: Path = MULTIHAND
     release: Path = RELEASE_MANIFEST  # the release stage's manifest of the shipped files
+    previous_release: Path = PREVIOUS_RELEASE  # the previous_release stage: the model shipped before, scored today
 
     def of(self, template: str, model: str) -> Path:
         return Path(template.format(model=model))
@@ -102,6 +104,7 @@ class ReportData:
     robustness: dict[str, Any] | None = None
     multihand: dict[str, Any] | None = None
     release: dict[str, Any] | None = None
+    previous_release: dict[str, Any] | None = None
     openvino_int8: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # model -> metrics (or None)
 
 
@@ -202,5 +205,6 @@ def load_report_data(paths: ReportPaths) -> ReportData:
         robustness=read_json(paths.robustness),
         multihand=read_json(paths.multihand),
         release=read_json(paths.release),
+        previous_release=read_json(paths.previous_release),
         openvino_int8={name: read_json(paths.of(paths.openvino_int8_metrics, name)) for name in MODELS},
     )

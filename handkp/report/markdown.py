@@ -1,8 +1,7 @@
 """The README block (without its markers): what the numbers are, the accuracy and latency tables,
-the comparison, the released files, the robustness and several-hands sections, the training
-ablation, the speed section
-and the figure links. Deterministic: no timestamps, fixed ordering, so the same inputs give the
-same bytes."""
+the comparison, the released files and how they compare with the release before, the robustness
+and several-hands sections, the training ablation, the speed section and the figure links.
+Deterministic: no timestamps, fixed ordering, so the same inputs give the same bytes."""
 
 from __future__ import annotations
 
@@ -12,6 +11,7 @@ from .data import ReportData
 from .figures import FIGURE_TITLES
 from .format import TABLE_NAMES, posix
 from .multihand import multihand_section
+from .previous_release import previous_release_section
 from .release import release_section
 from .sentences import comparison_lines, describe_setup
 from .tables import accuracy_table, latency_table, robustness_section, speed_section
@@ -52,6 +52,8 @@ def render_markdown(data: ReportData, figure_links: Mapping[str, str]) -> str:
     out += [f"- {line}" for line in comparison_lines(data)]
     out += ["", "### What ships: the released files", ""]
     out += release_section(data)
+    comparison = previous_release_section(data)
+    out += [""] + comparison if comparison else []
     out += ["", "### Robustness: the conditions users meet", ""]
     out += robustness_section(data)
     out += ["", "### Several hands in larger frames", ""]

@@ -163,10 +163,10 @@ def _presence_lines(sweep: list[dict], in_use: float | None) -> list[str]:
     ``in_use``: the stage's threshold, in bold."""
     if not sweep:
         return []
-    runs = ("label boxes", "detector")
+    runs = {"label_boxes": "label boxes", "detector": "detector"}  # the sweep's key -> the column's name
     head = ["presence threshold"]
-    for run in runs:
-        head += [f"{run}: missed hands", "false hands", "ID switches", "PCK@5px"]
+    for label in runs.values():
+        head += [f"{label}: missed hands", "false hands", "ID switches", "PCK@5px"]
     lines = [
         "",
         "The tracker's presence threshold (a crop's hand counts when the model's presence reaches it) on clips "
@@ -180,7 +180,7 @@ def _presence_lines(sweep: list[dict], in_use: float | None) -> list[str]:
     for row in sweep:
         threshold = f"{row['presence_threshold']:g}"
         cells = [f"**{threshold}**" if row["presence_threshold"] == in_use else threshold]
-        for f in (row.get(run.replace(" ", "_")) or {} for run in runs):
+        for f in (row.get(key) or {} for key in runs):
             cells += [
                 _rate(num(f, "missed_rate")),
                 fmt_count(num(f, "false_hands")),

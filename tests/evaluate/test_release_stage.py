@@ -75,6 +75,7 @@ def test_release_ships_both_files_its_manifest_describes(pipeline_run):
     assert manifest["multihand"] == {
         "settings": multihand["settings"],
         "overall": multihand["overall"],
+        "label_boxes": multihand["label_boxes"]["overall"],
         "detector_sweep": multihand["detector_sweep"],
     }
 

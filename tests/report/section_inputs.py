@@ -18,6 +18,7 @@ def data_with_only(folder: Path, **given: Path) -> ReportData:
         "speed": folder / "no-speed.json",
         "multihand": folder / "no-multihand.json",
         "release": folder / "no-release.json",
+        "previous_release": folder / "no-previous-release.json",
         "training_ablation": folder / "no-training.json",
     }
     return load_report_data(ReportPaths(**{**missing, **given}))

@@ -144,6 +144,21 @@ def test_an_experiment_on_one_multihand_param_reruns_multihand_and_what_depends_
     repo = committed_copy(pipeline_run, tmp_path / "multihand")
     ran = stages_run(dvc(["exp", "run", "-S", "multihand.upright=false"], repo).stdout)
     assert ran == reached_by(repo, "multihand.upright") == {"multihand", "previous_release", "release", "report"}
+    # the stage runs the label boxes with the crops turned both ways: the other way is the run of the other setting
+    before = json.loads((pipeline_run / "reports/metrics/multihand.json").read_text())
+    after = json.loads((repo / "reports/metrics/multihand.json").read_text())
+    assert before["label_boxes_other_orientation"]["upright"] is False
+    assert after["label_boxes_other_orientation"]["upright"] is True
+
+    def without_fps(figures):
+        return {**figures, "fps": None}
+
+    assert without_fps(after["label_boxes"]["overall"]) == without_fps(
+        before["label_boxes_other_orientation"]["overall"]
+    )
+    assert without_fps(after["label_boxes_other_orientation"]["overall"]) == without_fps(
+        before["label_boxes"]["overall"]
+    )
 
 
 def test_ablation_with_four_deconv_layers_runs_end_to_end(pipeline_run, tmp_path):

@@ -395,11 +395,13 @@ def label_box_figures(predictor, clips: list[Clip], cfg: dict) -> dict:
 def run_multihand(params: dict) -> dict:
     """The multihand stage: ``multihand.n_clips`` clips of val hands through the ONNX heatmap
     model and the hand detector (``models/detector.onnx``, ``detector.imgsz``; ONNX Runtime,
-    ``runtime.threads``), smoothing off, then with ``LabelBoxes`` for the detector, then with the
+    ``runtime.threads``), smoothing off, then with ``LabelBoxes`` for the detector (the crops turned
+    as ``multihand.upright`` says, and the other way), then with the
     detector at each ``detector.sweep`` size, and the clips of two hands again at each size with the
     live app's default ``max_hands``, then the dev hands' clips at each ``multihand.presence_sweep``
     threshold -> reports/metrics/multihand.json (the detector run's figures at the top, the
-    label-box run's under ``label_boxes``, one line per size under ``detector_sweep``, one per
+    label-box run's under ``label_boxes``, the other way's overall figures under
+    ``label_boxes_other_orientation``, one line per size under ``detector_sweep``, one per
     threshold under ``presence_sweep``)."""
     cfg, seed = params["multihand"], int(params["seed"])
     thresholds = presence_thresholds(cfg)
@@ -440,6 +442,8 @@ def run_multihand(params: dict) -> dict:
     clips = split_clips(params, "val")
     with_yolo = detector_figures(predictor, detector, clips, cfg)
     with_labels = label_box_figures(predictor, clips, cfg)
+    other_way = not bool(cfg["upright"])  # the crops turned the other way: what turning them upright is worth
+    with_labels_other_way = label_box_figures(predictor, clips, {**cfg, "upright": other_way})
     two_hand_clips = [clip for clip in clips if max(map(len, clip.truth), default=0) == 2]
     app_pipeline = pipeline_factory(predictor, {**cfg, "max_hands": app_max_hands})
     sweep = []
@@ -460,10 +464,15 @@ def run_multihand(params: dict) -> dict:
         "files": {"heatmap": sha256_file(HEATMAP_ONNX), "detector": sha256_file(DETECTOR_ONNX)},
         **with_yolo,
         "label_boxes": with_labels,
+        "label_boxes_other_orientation": {"upright": other_way, "overall": with_labels_other_way["overall"]},
         "detector_sweep": sweep,
         "presence_sweep": by_presence,
     }
-    runs = ((f"detector at {input_label(chosen)} px", with_yolo["overall"]), ("label boxes", with_labels["overall"]))
+    runs = (
+        (f"detector at {input_label(chosen)} px", with_yolo["overall"]),
+        ("label boxes", with_labels["overall"]),
+        (f"label boxes, crops {'turned upright' if other_way else 'not turned'}", with_labels_other_way["overall"]),
+    )
     for name, o in runs:
         print(
             f"multihand, {name}: {o['frames']} frames, {o['hands']} hands: PCK@5 {o['pck_5px']}, "

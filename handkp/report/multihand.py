@@ -70,6 +70,10 @@ def multihand_section(data: ReportData) -> list[str]:
     labels = (mh.get("label_boxes") or {}).get("overall")
     if labels:
         lines.append(_row("all, label boxes", labels))
+    other = mh.get("label_boxes_other_orientation") or {}
+    if other.get("overall"):
+        turned = "crops turned upright" if other.get("upright") else "crops not turned"
+        lines.append(_row(f"all, label boxes, {turned}", other["overall"]))
     lines += [
         "",
         f"End to end (detector, crops, model, tracker) {fmt_fps(num(mh['overall'], 'fps'))} FPS "

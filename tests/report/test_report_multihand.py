@@ -100,6 +100,24 @@ def test_label_box_run_is_a_row_of_its_own(tmp_path):
     assert not any("label boxes" in line for line in multihand_section(data_with(path)))
 
 
+def test_the_label_box_run_with_crops_turned_the_other_way_is_the_next_row(tmp_path):
+    path = tmp_path / "multihand.json"
+    labels = {"overall": figures(720, 900, 0.8, 9, 1, 2, 200, 0), "by_hands": {}}
+    other = {"upright": False, "overall": figures(720, 900, 0.85, 7, 1, 1, 200, 0)}
+    path.write_text(json.dumps({**SYNTHETIC, "label_boxes": labels, "label_boxes_other_orientation": other}))
+    table = [line for line in multihand_section(data_with(path)) if line.startswith("|")]
+    assert table[-2].startswith("| all, label boxes | 720 | 900 |")
+    assert table[-1] == (
+        "| all, label boxes, crops not turned | 720 | 900 | 0.100 | 0.400 | 0.850 | 0.900 | 4.25 | 7 (0.8%) | 1 | 1 "
+        "| 0 of 200 |"
+    )
+    other["upright"] = True  # the stage's crops not turned: the other way is upright
+    path.write_text(json.dumps({**SYNTHETIC, "label_boxes": labels, "label_boxes_other_orientation": other}))
+    assert [line for line in multihand_section(data_with(path)) if line.startswith("|")][-1].startswith(
+        "| all, label boxes, crops turned upright |"
+    )
+
+
 def test_hands_by_size_are_a_table_of_both_runs(tmp_path):
     path = tmp_path / "multihand.json"
 

@@ -4,7 +4,7 @@ figure labels, so a number shown twice is shown the same way."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +53,14 @@ def plural(n: float | None, word: str) -> str:
     if n is None:
         return f"{MISSING} {word}s"
     return f"{fmt_count(n)} {word}" + ("" if int(round(n)) == 1 else "s")
+
+
+def table_row(cells: Sequence[str]) -> str:
+    """One row of a markdown table: ``| a | b |``."""
+    return "| " + " | ".join(cells) + " |"
+
+
+def table_rule(head: Sequence[str], left: int) -> str:
+    """The rule under a markdown table's ``head``: its first ``left`` columns left-aligned, the
+    rest (numbers) right-aligned."""
+    return "|" + "|".join(["---"] * left + ["---:"] * (len(head) - left)) + "|"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..core.images import input_label
 from .data import ReportData
-from .format import MISSING, fmt_count, fmt_fps, fmt_pck, fmt_px, num, posix
+from .format import MISSING, fmt_count, fmt_fps, fmt_pck, fmt_px, num, posix, table_row, table_rule
 
 MULTIHAND_PCK = (1, 3, 5, 10)
 
@@ -34,7 +34,7 @@ def _row(label: str, f: dict) -> str:
         if num(f, "hand_free_frames")
         else MISSING,
     ]
-    return "| " + " | ".join(cells) + " |"
+    return table_row(cells)
 
 
 def multihand_section(data: ReportData) -> list[str]:
@@ -60,8 +60,8 @@ def multihand_section(data: ReportData) -> list[str]:
         f"{s.get('presence_threshold', MISSING)}, {crops}, smoothing {smoothing}). PCK in the source image's px "
         "(frame px / the hand's scale); a missed hand's keypoints count as misses; EPE over matched hands.",
         "",
-        "| " + " | ".join(head) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
+        table_row(head),
+        table_rule(head, 1),
         _row("all", mh["overall"]),
     ]
     by = mh.get("by_hands") or {}
@@ -111,7 +111,7 @@ def _size_lines(detector: dict, labels: dict) -> list[str]:
         cells = [group, fmt_count(num(d, "hands") if d else num(lb, "hands"))]
         for f in (d, lb):
             cells += [_missed(f), fmt_pck(num(f, "pck_5px"))]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(table_row(cells))
     return lines
 
 
@@ -157,7 +157,7 @@ def _sweep_lines(sweep: list[dict], in_use: tuple, settings: dict) -> list[str]:
             _rate(num(row, "missed_rate_2_hands_app_default")),
             fmt_fps(num(row, "fps_2_hands_app_default")),
         ]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(table_row(cells))
     return lines
 
 
@@ -178,8 +178,8 @@ def _presence_lines(sweep: list[dict], in_use: float | None) -> list[str]:
         "in use (`multihand.presence_threshold`, chosen from this table). Lower keeps the far and blurred hands "
         "the model sees faintly, and follows what is not a hand longer.",
         "",
-        "| " + " | ".join(head) + " |",
-        "|" + "|".join(["---:"] * len(head)) + "|",
+        table_row(head),
+        table_rule(head, 0),
     ]
     for row in sweep:
         threshold = f"{row['presence_threshold']:g}"
@@ -191,5 +191,5 @@ def _presence_lines(sweep: list[dict], in_use: float | None) -> list[str]:
                 fmt_count(num(f, "id_switches")),
                 fmt_pck(num(f, "pck_5px")),
             ]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(table_row(cells))
     return lines

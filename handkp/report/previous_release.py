@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .data import ReportData
-from .format import MISSING, fmt_count, fmt_pck, num, posix
+from .format import MISSING, fmt_count, fmt_pck, num, posix, table_row, table_rule
 
 COMMIT_SHOWN = 7  # leading hex digits of a commit hash
 # Each figure: (label, where it is in the previous record, where in the manifest, key, higher is better, count)
@@ -78,7 +78,7 @@ def previous_release_section(data: ReportData) -> list[str]:
             continue
         old, new = num(_at(previous, old_at), key), num(_at(manifest, new_at), key)
         shown = fmt_count if count else fmt_pck
-        rows.append(f"| {label} | {shown(old)} | {shown(new)} | {_change(old, new, count)} |")
+        rows.append(table_row([label, shown(old), shown(new), _change(old, new, count)]))
         if _worse(old, new, higher_better, count):
             worse.append(label)
     verdict = (
@@ -96,12 +96,13 @@ def previous_release_section(data: ReportData) -> list[str]:
             "- The several-hands figures are left out: the earlier release was run with another "
             "models/detector.onnx than the release's; run dvc repro previous_release."
         )
+    head = ["figure", f"commit `{commit[:COMMIT_SHOWN]}`", "this release", "change"]
     return lines + [
         "",
         "<details><summary>The release against the one before, figure by figure</summary>",
         "",
-        f"| figure | commit `{commit[:COMMIT_SHOWN]}` | this release | change |",
-        "|---|---:|---:|---:|",
+        table_row(head),
+        table_rule(head, 1),
         *rows,
         "",
         "</details>",

@@ -6,7 +6,7 @@ hours, images/s, hardware, commit), the detector's box and pose mAP on val."""
 from __future__ import annotations
 
 from .data import ReportData
-from .format import MISSING, fmt_count, fmt_ms, fmt_pck, num, posix
+from .format import MISSING, fmt_count, fmt_ms, fmt_pck, num, posix, table_row, table_rule
 
 RELEASE_PCK = (1, 3, 5, 7, 10)
 SHA_SHOWN = 12  # leading hex digits of a sha256 in the table (the manifest has all 64)
@@ -23,7 +23,7 @@ def _row(path: str, role: str, entry: dict) -> str:
     ]
     cells += [fmt_pck(num(val, f"pck_{t}px")) for t in RELEASE_PCK]
     cells += [fmt_pck(num(val, "auc_0_15px")), fmt_count(num(val, "missed_images"))]
-    return "| " + " | ".join(cells) + " |"
+    return table_row(cells)
 
 
 def _training_line(training: dict, commit: str | None) -> str:
@@ -101,8 +101,8 @@ def release_section(data: ReportData) -> list[str]:
         f"itself (ONNX Runtime); `{posix(data.paths.release)}` holds these figures with the params, the robustness "
         "and the multi-hand results.",
         "",
-        "| " + " | ".join(head) + " |",
-        "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|",
+        table_row(head),
+        table_rule(head, 3),
         _row(f"{folder}/{m.get('file', MISSING)}", "keypoint model", m),
     ]
     for key, role in (

@@ -19,6 +19,8 @@ from .format import (
     fmt_px,
     num,
     posix,
+    table_row,
+    table_rule,
 )
 
 SPEED_TARGET_RATIO = 0.6  # the heatmap model's end-to-end p50 must be at most this fraction of YOLO's
@@ -39,7 +41,7 @@ def accuracy_table(models: Sequence[ModelData]) -> list[str]:
         + [f"PCK@{t}px" for t in THRESHOLDS_PX]
         + ["AUC 0–15px", "EPE mean (px)", "EPE median (px)", "missed images"]
     )
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    lines = [table_row(head), table_rule(head, 1)]
     for m in models:
         mt = m.metrics
         cells = [TABLE_NAMES.get(m.name, m.name)]
@@ -50,7 +52,7 @@ def accuracy_table(models: Sequence[ModelData]) -> list[str]:
             fmt_px(num(mt, "epe_median_px")),
             fmt_count(num(mt, "missed_images")),
         ]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(table_row(cells))
     return lines
 
 
@@ -67,7 +69,7 @@ LATENCY_PARTS = (("model", "model-only"), ("e2e", "end-to-end"))
 
 def latency_table(data: ReportData, models: Sequence[ModelData]) -> list[str]:
     head = ["model", "measured on", "part", "p50 (ms)", "p90 (ms)", "p99 (ms)", "FPS"]
-    lines = ["| " + " | ".join(head) + " |", "|---|---|---|---:|---:|---:|---:|"]
+    lines = [table_row(head), table_rule(head, 3)]
     for m in models:
         if m.latency is None:
             continue
@@ -80,7 +82,7 @@ def latency_table(data: ReportData, models: Sequence[ModelData]) -> list[str]:
             cells = [name, measured_on(data, m), label]
             cells += [fmt_ms(num(stats, f"{part}_p{q}_ms")) for q in (50, 90, 99)]
             cells.append(fmt_fps(num(stats, f"{part}_fps")))
-            lines.append("| " + " | ".join(cells) + " |")
+            lines.append(table_row(cells))
     return lines
 
 
@@ -195,38 +197,36 @@ def variant_table(data: ReportData, rows: dict[str, dict], default: str | None) 
         cells += [str(row.get("params_m", MISSING)), str(row.get("macs_m", MISSING))]
         cells += [fmt_ms(num(row, "e2e_p50_ms")), fmt_ms(num(row, "e2e_p99_ms")), fmt_px(num(row, "e2e_p50_vs_yolo"))]
         cells += [fmt_pck(num(metrics, f"pck_{t}px")) for t in (1, 3, 5, 10)]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(table_row(cells))
     return lines
 
 
 def runtime_table(rows: dict[str, dict], pairs: list[tuple[str, str]], default: str | None) -> list[str]:
     """End-to-end p50 of every model on every runtime/precision; each model's fastest in bold."""
-    lines = ["| model | " + " | ".join(runtime_label(*p) for p in pairs) + " |", "|---|" + "---:|" * len(pairs)]
+    head = ["model"] + [runtime_label(*p) for p in pairs]
+    lines = [table_row(head), table_rule(head, 1)]
     for model in dict.fromkeys(r["model"] for r in rows.values()):
         times = [num(find_row(rows, model, *p), "e2e_p50_ms") for p in pairs]
         fastest = min((t for t in times if t is not None), default=None)
         label = SPEED_LABELS.get(model, f"`{model}`" + (" (default)" if model == default else ""))
         cells = [f"**{fmt_ms(t)}**" if t is not None and t == fastest else fmt_ms(t) for t in times]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append(table_row([label, *cells]))
     return lines
 
 
 def best_table(data: ReportData) -> list[str]:
     """The trained default and YOLO, each on its fastest runtime/precision (speed.json's ``best``)."""
     best = (data.speed or {}).get("best") or {}
-    lines = [
-        "| model | fastest runtime | model-only p50 (ms) | e2e p50 (ms) | e2e p99 (ms) | e2e FPS | PCK@5px there |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
+    head = ["model", "fastest runtime", "model-only p50 (ms)", "e2e p50 (ms)", "e2e p99 (ms)", "e2e FPS"]
+    head.append("PCK@5px there")
+    lines = [table_row(head), table_rule(head, 2)]
     for model in ("default", "yolo"):
         b = best.get(model)
         if b:
             pck = num(_speed_metrics(data, model, b["runtime"], b["precision"]), "pck_5px")
-            lines.append(
-                f"| {SPEED_LABELS[model]} | {runtime_label(b['runtime'], b['precision'])} "
-                f"| {fmt_ms(num(b, 'model_p50_ms'))} | {fmt_ms(num(b, 'e2e_p50_ms'))} | {fmt_ms(num(b, 'e2e_p99_ms'))} "
-                f"| {fmt_fps(num(b, 'e2e_fps'))} | {fmt_pck(pck)} |"
-            )
+            cells = [SPEED_LABELS[model], runtime_label(b["runtime"], b["precision"])]
+            cells += [fmt_ms(num(b, f"{part}_ms")) for part in ("model_p50", "e2e_p50", "e2e_p99")]
+            lines.append(table_row([*cells, fmt_fps(num(b, "e2e_fps")), fmt_pck(pck)]))
     return lines if len(lines) > 2 else []
 
 
@@ -391,8 +391,8 @@ def robustness_section(data: ReportData) -> list[str]:
         "(`handkp/data/augment.py` `CONDITIONS`), labels moved with the image; "
         "in brackets the change from clean images.",
         "",
-        "| " + " | ".join(head) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
+        table_row(head),
+        table_rule(head, 1),
     ]
     for condition in rob["models"][models[0]]:
         cells = [condition.replace("_", " ")]
@@ -402,7 +402,7 @@ def robustness_section(data: ReportData) -> list[str]:
                 v, c = num(row, f"pck_{t}px"), num(clean, f"pck_{t}px")
                 delta = f" ({v - c:+.3f})" if v is not None and c is not None and condition != "clean" else ""
                 cells.append(fmt_pck(v) + delta)
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(table_row(cells))
     for m, sep in (rob.get("presence") or {}).items():
         lines += [
             "",

@@ -6,7 +6,7 @@ dev hands with the labels' boxes (what the tracker and the model lose), and its 
 from __future__ import annotations
 
 from .data import ReportData
-from .format import MISSING, fmt_pck, num, posix
+from .format import MISSING, fmt_pck, num, posix, table_row, table_rule
 
 ABLATION_PCK = (1, 3, 5, 10)
 BASELINE = "continued"  # the variant every other row is read against (params.yaml ablation.variants)
@@ -38,8 +38,8 @@ def training_ablation_section(data: ReportData) -> list[str]:
         "upside down (the robustness stage's `rotation_180`); *multihand*: the multihand "
         "stage's clips made of dev hands, the labels' boxes in the detector's place (the tracker's crops).",
         "",
-        "| " + " | ".join(head) + " |",
-        "|" + "|".join(["---", "---"] + ["---:"] * (len(head) - 2)) + "|",
+        table_row(head),
+        table_rule(head, 2),
     ]
     for name in order:
         row = rows[name]
@@ -53,7 +53,7 @@ def training_ablation_section(data: ReportData) -> list[str]:
         multihand = row.get("dev_multihand_label_boxes") or {}
         missed = num(multihand, "missed_rate")
         cells += [fmt_pck(num(multihand, "pck_5px")), MISSING if missed is None else f"{missed:.1%}"]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(table_row(cells))
     hardware = sorted({str(row.get("hardware")) for row in rows.values() if row.get("hardware")})
     if hardware:
         lines += ["", f"Trained on {', '.join(hardware)}."]

@@ -31,6 +31,21 @@ GIT_IDENTITY = {
     "GIT_COMMITTER_EMAIL": "test@localhost",
 }
 
+# The columns of an evaluation's metrics file (the evaluate stages' and the runtime evaluator's).
+METRIC_KEYS = {
+    "pck_1px",
+    "pck_3px",
+    "pck_5px",
+    "pck_7px",
+    "pck_10px",
+    "auc_0_15px",
+    "epe_mean_px",
+    "epe_median_px",
+    "n_images",
+    "n_keypoints",
+    "missed_images",
+}
+
 # Params that make the whole pipeline take a few minutes on 2 CPU cores.
 FAST_PARAMS = {
     "data": {"source": str(TINY_ZIP), "max_bad_fraction": 0.1, "dev_fraction": 0.1},

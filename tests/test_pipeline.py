@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 import torch
 import yaml
-from conftest import GIT_IDENTITY, SESSION_ENV, dvc, run
+from conftest import GIT_IDENTITY, METRIC_KEYS, SESSION_ENV, dvc, run
 
 from handkp.core.metrics import compute_metrics
 
@@ -28,20 +28,6 @@ README_EXP_SHOW = [
     "--keep",
     f"^Experiment$|.*({'|'.join(README_EXP_METRICS)})$",
 ]
-
-METRIC_KEYS = {
-    "pck_1px",
-    "pck_3px",
-    "pck_5px",
-    "pck_7px",
-    "pck_10px",
-    "auc_0_15px",
-    "epe_mean_px",
-    "epe_median_px",
-    "n_images",
-    "n_keypoints",
-    "missed_images",
-}
 
 
 def test_repro_writes_metrics_predictions_and_plots(pipeline_run):

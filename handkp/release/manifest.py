@@ -18,6 +18,7 @@ import polars as pl
 from ..core.errors import HandkpError
 from ..core.images import input_hw
 from ..core.io import atomic_path, sha256_file, write_json
+from ..core.metrics import THRESHOLDS_PX
 from ..core.paths import (
     DETECTOR_ONNX,
     HEATMAP_ONNX,
@@ -46,6 +47,16 @@ class ReleaseError(HandkpError):
 def _git_commit() -> str | None:
     done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
     return done.stdout.strip() if done.returncode == 0 else None
+
+
+def pck_line(metrics: dict) -> str:
+    """``PCK@1/3/5/7/10 a / b / c / d / e`` of a val record, for the stages' console lines."""
+    return (
+        "PCK@"
+        + "/".join(map(str, THRESHOLDS_PX))
+        + " "
+        + " / ".join(f"{metrics[f'pck_{t}px']:.3f}" for t in THRESHOLDS_PX)
+    )
 
 
 def _read_json(path) -> dict | None:
@@ -197,10 +208,7 @@ def run_release(params: dict) -> dict:
     }
     write_json(RELEASE_MANIFEST, manifest)
     for label, m in (("", metrics), (", with the flip test", flip_tested), (", with the refine pass", refined)):
-        print(
-            f"released {RELEASE_ONNX} (sha256 {sha[:12]}…): val PCK@1/3/5/7/10{label} "
-            + " / ".join(f"{m[f'pck_{t}px']:.3f}" for t in (1, 3, 5, 7, 10))
-        )
+        print(f"released {RELEASE_ONNX} (sha256 {sha[:12]}…): val{label} {pck_line(m)}")
     print(
         f"released {RELEASE_DETECTOR} (sha256 {detector_sha[:12]}…): no hand found in "
         f"{detector_val['missed_images']} of {detector_val['n_images']} val images at confidence >= {conf:g}"

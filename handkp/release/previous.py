@@ -24,7 +24,7 @@ from ..evaluate.multihand import detector_figures, label_box_figures, split_clip
 from ..evaluate.robustness import presence_separation, robustness_sample, robustness_table
 from ..runtime import load_predictor
 from ..track import YoloHandDetector
-from .manifest import ReleaseError
+from .manifest import ReleaseError, pck_line
 
 
 def _git(args: list[str], text: bool = True) -> subprocess.CompletedProcess:
@@ -106,11 +106,7 @@ def run_previous_release(params: dict) -> dict:
         print("previous_release.commit is null: no earlier release to score")
     else:
         for key in ("val", "val_flip_test", "val_refine"):
-            m = record[key]
-            print(
-                f"{record['path']} at {record['commit'][:12]}, {key}: PCK@1/3/5/7/10 "
-                + " / ".join(f"{m[f'pck_{t}px']:.3f}" for t in (1, 3, 5, 7, 10))
-            )
+            print(f"{record['path']} at {record['commit'][:12]}, {key}: {pck_line(record[key])}")
         for name, figures in record["multihand"].items():
             o = figures["overall"]
             print(

@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
+from conftest import METRIC_KEYS
 from test_export import (  # noqa: F401  (one_torch_thread is an autouse fixture)
     make_checkpoint,
     make_stage_sandbox,
@@ -51,19 +52,6 @@ from handkp.runtime.tensorrt import (
     write_sidecar,
 )
 
-METRIC_KEYS = {
-    "pck_1px",
-    "pck_3px",
-    "pck_5px",
-    "pck_7px",
-    "pck_10px",
-    "auc_0_15px",
-    "epe_mean_px",
-    "epe_median_px",
-    "n_images",
-    "n_keypoints",
-    "missed_images",
-}
 TRT_MISSING = tensorrt_unavailable_reason()
 needs_tensorrt = pytest.mark.skipif(TRT_MISSING is not None, reason=f"TensorRT engines cannot run here: {TRT_MISSING}")
 

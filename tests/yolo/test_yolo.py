@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 import yaml
-from conftest import REPO, TINY_ZIP, dvc
+from conftest import METRIC_KEYS, REPO, TINY_ZIP, dvc
 
 from handkp.core.codec import HeatmapCodec
 from handkp.core.keypoints import FLIP_INDEX, NUM_KEYPOINTS
@@ -28,19 +28,6 @@ from handkp.runtime.predictor import Letterbox
 from handkp.yolo.dataset import bad_samples, read_image_lists, split_images, stage_view, write_dataset_yaml
 from handkp.yolo.export import export_onnx
 
-METRIC_KEYS = {
-    "pck_1px",
-    "pck_3px",
-    "pck_5px",
-    "pck_7px",
-    "pck_10px",
-    "auc_0_15px",
-    "epe_mean_px",
-    "epe_median_px",
-    "n_images",
-    "n_keypoints",
-    "missed_images",
-}
 NK = 3 * NUM_KEYPOINTS
 
 

@@ -63,7 +63,7 @@ def read_record(folder: Path | None) -> dict | None:
 
 def resumable(folder: Path | None, weights: Path | None, fp: str) -> dict | None:
     """The record in ``folder`` when it belongs to the run ``fp`` and its files are there
-    (``weights``: the run state, unless the run has finished, when ``best.pt`` is enough)."""
+    (in the folder ``weights``: the run state, unless the run has finished, when ``best.pt`` is enough)."""
     record = read_record(folder)
     if record is None:
         return None
@@ -72,8 +72,8 @@ def resumable(folder: Path | None, weights: Path | None, fp: str) -> dict | None
             f"{folder}: a run of other params or data ({record.get('fingerprint')}, this one {fp}): not resumed from it"
         )
         return None
-    needed = Path(folder) / BEST if record.get("finished") else weights
-    if needed is None or not Path(needed).is_file():
+    needed = Path(weights) / (BEST if record.get("finished") else LAST) if weights is not None else None
+    if needed is None or not needed.is_file():
         print(f"{folder}: {needed} is missing: not resumed from it")
         return None
     return record

@@ -224,19 +224,18 @@ def results_csv(results: dict) -> str:
 
 
 def restore_run(copy_dir: Path, run_dir: Path) -> None:
-    """A new machine: the copy's run state and best weights into an empty Ultralytics run folder,
-    with its results.csv rebuilt from the state (so the curves keep the earlier epochs)."""
+    """A new machine: the copy's run state (none once the run has finished) and best weights into
+    an empty Ultralytics run folder, with its results.csv rebuilt from the checkpoint (so the
+    curves keep the earlier epochs)."""
     import torch
 
     shutil.rmtree(run_dir, ignore_errors=True)
     (run_dir / "weights").mkdir(parents=True)
-    shutil.copyfile(copy_dir / run_state.LAST, run_dir / "weights" / run_state.LAST)
-    if (copy_dir / run_state.BEST).is_file():
-        shutil.copyfile(copy_dir / run_state.BEST, run_dir / "weights" / run_state.BEST)
+    copied = [run_dir / "weights" / n for n in (run_state.LAST, run_state.BEST) if (copy_dir / n).is_file()]
+    for path in copied:
+        shutil.copyfile(copy_dir / path.name, path)
     shutil.copyfile(copy_dir / run_state.STATE_FILE, run_dir / run_state.STATE_FILE)
-    results = torch.load(run_dir / "weights" / run_state.LAST, map_location="cpu", weights_only=False).get(
-        "train_results"
-    )
+    results = torch.load(copied[0], map_location="cpu", weights_only=False).get("train_results")
     if results:
         (run_dir / "results.csv").write_text(results_csv(results))
 
@@ -312,16 +311,16 @@ def train_yolo(
     args = train_args(cfg, seed, weights, device, amp)
     lists = [Path(data_yaml)] + [Path(data_yaml).parent / f"{s}.txt" for s in ("train", "val")]
     fp = run_state.fingerprint({**args, "model": cfg["model"]}, [*lists, Path(archive)])
-    here = run_state.resumable(run_dir, run_dir / "weights" / run_state.LAST, fp)
-    copy = run_state.resumable(copy_dir, copy_dir / run_state.LAST if copy_dir else None, fp)
+    here = run_state.resumable(run_dir, run_dir / "weights", fp)
+    copy = run_state.resumable(copy_dir, copy_dir, fp)
     if copy is not None and (here is None or copy["epochs_done"] > here["epochs_done"]):
         if copy.get("finished"):
             print(
                 f"{copy_dir}: the run finished (epoch {copy['epochs_done']} of {copy['epochs']}): "
                 "best.pt from it, no training"
             )
-            return _write_outputs(copy_dir / run_state.BEST, copy_dir, copy, out_dir, live_dir)
-        print(f"{copy_dir}: epoch {copy['epochs_done']} of {copy['epochs']} done: continuing from it")
+        else:
+            print(f"{copy_dir}: epoch {copy['epochs_done']} of {copy['epochs']} done: continuing from it")
         restore_run(copy_dir, run_dir)
         here = copy
     if here is not None and here.get("finished"):

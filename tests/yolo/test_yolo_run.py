@@ -3,6 +3,7 @@ tiny fixture that is interrupted, continued on a "new machine" from the committe
 and, once finished, gives its best weights again without training."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -165,6 +166,11 @@ def test_interrupted_run_continues_from_the_copy_alone_then_gives_its_best_witho
     monkeypatch.setattr("ultralytics.YOLO.train", lambda *a, **k: pytest.fail("trained again"))
     record = run(tmp_path / "machine3")
     assert record["finished"] and (tmp_path / "out/best.pt").read_bytes() == (copy / "best.pt").read_bytes()
+    # the run folder (the stage's out) holds the finished run, and is enough on its own next time
+    assert (tmp_path / "machine3/weights/best.pt").read_bytes() == (copy / "best.pt").read_bytes()
+    assert run_state.resumable(tmp_path / "machine3", tmp_path / "machine3/weights", record["fingerprint"])
+    shutil.rmtree(copy)
+    assert run(tmp_path / "machine3")["finished"]
 
 
 def test_a_run_of_other_params_is_not_resumed(tmp_path, capsys):
@@ -172,8 +178,8 @@ def test_a_run_of_other_params_is_not_resumed(tmp_path, capsys):
     folder.mkdir()
     (folder / "last.pt").write_bytes(b"x")
     run_state.write_record(folder, {"fingerprint": "aaaa", "epochs": 2, "epochs_done": 1})
-    assert run_state.resumable(folder, folder / "last.pt", "aaaa")["epochs_done"] == 1
-    assert run_state.resumable(folder, folder / "last.pt", "bbbb") is None
+    assert run_state.resumable(folder, folder, "aaaa")["epochs_done"] == 1
+    assert run_state.resumable(folder, folder, "bbbb") is None
     assert "a run of other params or data" in capsys.readouterr().out
     (folder / "last.pt").unlink()
-    assert run_state.resumable(folder, folder / "last.pt", "aaaa") is None
+    assert run_state.resumable(folder, folder, "aaaa") is None

@@ -139,6 +139,8 @@ class HandTracker:
     calls and the rules). ``crop_size``: the side of the crops the predictions' keypoints are in;
     ``fps``: turns frame indices into seconds when ``rois_to_run`` gets no timestamp; ``upright``:
     a followed hand's crop is turned so that the hand points up (False: not turned);
+    ``presence_threshold``: a crop's hand counts when the model's presence reaches it (the default
+    is ``multihand.presence_threshold``, chosen from the multihand stage's sweep on dev hands);
     ``duplicate_distance`` (palm sizes), ``duplicate_fraction`` and ``duplicate_iou``: when two
     observations are one hand (MediaPipe's hand deduplication: within 0.2 × the larger hand's
     palm, 10 of the 21 keypoints, IoU above 0.2; the default fraction here, half, asks for 11);
@@ -151,7 +153,7 @@ class HandTracker:
         self,
         max_hands: int = 2,
         detect_every: int = 2,
-        presence_threshold: float = 0.3,
+        presence_threshold: float = 0.2,
         iou_threshold: float = 0.5,
         max_jump: float = 1.5,
         duplicate_distance: float = 0.2,

@@ -19,6 +19,7 @@ file run the same video through the command line as a subprocess (wiring, not ac
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -29,6 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
 from standin_models import PresenceDecoder, standin_yolo_onnx, tiny_heatmap_onnx, yolo_raw
 from test_live import BLOCK_HEAVY
 
@@ -185,6 +187,15 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def extent(kp: np.ndarray) -> np.ndarray:
     return np.concatenate([kp.min(0), kp.max(0)])
+
+
+def test_the_trackers_defaults_are_the_settings_the_multihand_stage_scores():
+    """The live app runs the tracker with its defaults: they are the multihand stage's settings
+    (params.yaml ``multihand``), so the README's several-hands figures are the app's."""
+    scored = yaml.safe_load((REPO / "params.yaml").read_text())["multihand"]
+    defaults = inspect.signature(HandTracker).parameters
+    for key in ("presence_threshold", "detect_every", "upright"):
+        assert defaults[key].default == scored[key], key
 
 
 @pytest.mark.parametrize("smoothing", [False, True])
